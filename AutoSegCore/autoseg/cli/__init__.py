@@ -1,0 +1,1 @@
+"""The ``autoseg`` command line: one small module per subcommand, registered in ``main``."""

@@ -1,0 +1,62 @@
+"""``autoseg COMMAND ...``: the entry point that dispatches to one module per subcommand.
+
+Each command module exposes ``register(subparsers)`` (adds its parser and sets ``func``). Command
+modules import heavy libraries inside their ``run`` function so ``autoseg -h`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from autoseg import __version__
+from autoseg.errors import AutoSegError
+
+#: Subcommand modules under ``autoseg.cli``, in the order ``-h`` lists them.
+COMMAND_MODULES = (
+    "plan_and_preprocess",
+    "verify_dataset",
+    "convert_datasets",
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoseg",
+        description="Self-configuring medical image segmentation, compatible with nnU-Net v2 "
+        "(same folders, files and flags: `autoseg X` is `nnUNetv2_X`).",
+    )
+    parser.add_argument("--version", action="version", version=f"autoseg {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"autoseg.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(message)s",
+    )
+    try:
+        result = args.func(args)
+    except AutoSegError as err:
+        print(f"autoseg {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"autoseg {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

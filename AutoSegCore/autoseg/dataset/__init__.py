@@ -1,0 +1,1 @@
+"""Raw datasets: dataset.json, case discovery, integrity checks, splits and converters."""

@@ -1,0 +1,473 @@
+"""Convert a Medical Segmentation Decathlon task (``TaskXX_Name``) into an nnU-Net v2 raw dataset.
+
+The counterpart of ``nnUNetv2_convert_MSD_dataset``: every 4D multi-channel NIfTI image is split into
+one 3D file per channel (``{case}_{XXXX}.nii.gz``) that keeps the spatial part of the 4D geometry,
+labels are copied, and ``dataset.json`` is rewritten in the v2 schema (``modality`` →
+``channel_names``, ``labels`` inverted to name → value, ``file_ending``).
+
+Unlike nnU-Net, the dataset is assembled in a hidden staging folder next to the target and renamed
+into place at the end, so an interrupted conversion never leaves a half dataset, and an existing
+target is only replaced when ``overwrite=True`` is passed.
+
+The staging/target helpers and the MSD-style ``dataset.json`` translation are shared with
+:mod:`autoseg.dataset.convert_old_nnunet` (nnU-Net v1 used the MSD format).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from autoseg.errors import DatasetError
+from autoseg.imageio.simpleitk_io import read_sitk_image
+from autoseg.paths import DATASET_NAME_PATTERN
+from autoseg.utils.files import load_json, save_json
+
+logger = logging.getLogger(__name__)
+
+MSD_TASK_PATTERN = re.compile(r"^Task(\d+)_(.+)$")
+MSD_FILE_ENDING = ".nii.gz"
+#: Largest id that gives a ``DatasetXXX_`` name with three digits.
+MAX_DATASET_ID = 999
+#: Worker count when the caller does not choose (nnU-Net's default_num_processes).
+DEFAULT_NUM_PROCESSES = 8
+STAGING_MARKER = ".converting-"
+
+
+# ---------------------------------------------------------------------------------------- public API
+def convert_msd_dataset(
+    source_folder: str | os.PathLike[str],
+    raw_root: str | os.PathLike[str],
+    overwrite_id: int | None = None,
+    num_processes: int | None = None,
+    *,
+    overwrite: bool = False,
+    id_check_folders: Sequence[str | os.PathLike[str]] = (),
+) -> Path:
+    """Convert the MSD task in ``source_folder`` to ``raw_root/DatasetXXX_Name`` and return that folder.
+
+    ``overwrite_id`` replaces the id taken from ``TaskXX``. ``num_processes`` (default: 8, at most the
+    number of CPUs) splits cases in parallel. An existing target folder is replaced only when
+    ``overwrite`` is true. ``id_check_folders`` (nnUNet_preprocessed, nnUNet_results) are searched, with
+    ``raw_root``, for another dataset already using the target id.
+    """
+    source = Path(source_folder).expanduser()
+    task_id, name = parse_msd_task_name(source)
+    check_msd_layout(source)
+    dataset_id = task_id if overwrite_id is None else overwrite_id
+    target = Path(raw_root).expanduser() / dataset_folder_name(dataset_id, name)
+    check_target(
+        target, overwrite, [Path(f) for f in id_check_folders], fix="choose another id with -overwrite_id"
+    )
+
+    msd_json = read_msd_dataset_json(source / "dataset.json")
+    v2_json = v2_dataset_json(msd_json, source / "dataset.json", drop_keys=("training", "test"))
+    jobs, num_training = plan_msd_jobs(source, len(v2_json["channel_names"]))
+    if num_training != v2_json.get("numTraining"):
+        logger.warning(
+            "%s says numTraining=%s but %d labelled training cases were found; keeping the file's value.",
+            source / "dataset.json",
+            v2_json.get("numTraining"),
+            num_training,
+        )
+    workers = resolve_num_processes(num_processes, len(jobs))
+    logger.info(
+        "Converting %s (%d source files) into %s with %d process(es).", source, len(jobs), target, workers
+    )
+    with staged_dataset_folder(target, overwrite) as staging:
+        for folder in sorted({job.folder for job in jobs}):
+            (staging / folder).mkdir()
+        run_jobs(jobs, staging, workers)
+        save_json(v2_json, staging / "dataset.json")
+    logger.info("Wrote %s.", target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------- names
+def parse_msd_task_name(source: Path) -> tuple[int, str]:
+    """The id and name of an MSD task folder ``TaskXX_Name``; DatasetError with a hint otherwise."""
+    match = MSD_TASK_PATTERN.match(source.name)
+    if match:
+        return int(match.group(1)), match.group(2)
+    hint = ""
+    if source.is_file() and source.name.endswith((".tar", ".tar.gz", ".zip")):
+        hint = (
+            f" {source} is an archive: extract it first (e.g. `tar xf {source.name}`) and pass the "
+            "extracted folder."
+        )
+    elif source.is_dir():
+        tasks = sorted(p.name for p in source.iterdir() if p.is_dir() and MSD_TASK_PATTERN.match(p.name))
+        if tasks:
+            hint = f" It contains {', '.join(tasks)}; did you mean {source / tasks[0]}?"
+    raise DatasetError(
+        f"{source} is not an MSD task folder: its name must look like Task05_Prostate (TaskXX_Name), "
+        f"found {source.name!r}.{hint}"
+    )
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """``DatasetXXX_Name``; DatasetError when the id does not fit three digits or the name is unusable."""
+    if not 0 <= dataset_id <= MAX_DATASET_ID:
+        raise DatasetError(
+            f"Dataset id {dataset_id} is out of range: expected 0 to {MAX_DATASET_ID} so that the folder is "
+            f"named DatasetXXX_{name}. Pick another id with -overwrite_id."
+        )
+    folder = f"Dataset{dataset_id:03d}_{name}"
+    check_dataset_folder_name(folder)
+    return folder
+
+
+def check_dataset_folder_name(folder: str) -> int:
+    """Return the id of a ``DatasetXXX_Name`` folder name; DatasetError when it is not one."""
+    match = DATASET_NAME_PATTERN.match(folder)
+    if not match or any(c in folder for c in "/\\:") or folder.strip() != folder:
+        raise DatasetError(
+            f"{folder!r} is not a valid dataset name: expected DatasetXXX_Name with a three-digit id, e.g. "
+            f"Dataset004_Hippocampus (a name, not a path; no slashes, colons or surrounding spaces)."
+        )
+    return int(match.group(1))
+
+
+# ---------------------------------------------------------------------------------------- target folder
+def check_target(target: Path, overwrite: bool, id_check_folders: Sequence[Path], fix: str) -> None:
+    """Refuse an existing target (unless ``overwrite``) and an id already used by another dataset."""
+    if target.exists() and not overwrite:
+        raise DatasetError(
+            f"The target dataset folder {target} already exists. AutoSeg never replaces a dataset silently: "
+            f"remove or rename it, {fix}, or pass --overwrite (overwrite=True) to replace it."
+        )
+    if target.exists() and not target.is_dir():
+        raise DatasetError(f"{target} exists and is not a folder; remove it or choose another target name.")
+    dataset_id = check_dataset_folder_name(target.name)
+    prefix = f"Dataset{dataset_id:03d}_"
+    clashes = sorted(
+        str(folder / p.name)
+        for folder in {target.parent, *id_check_folders}
+        if folder.is_dir()
+        for p in folder.iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and p.name != target.name
+    )
+    if clashes:
+        raise DatasetError(
+            f"Dataset id {dataset_id} is already used by {', '.join(clashes)}; a second dataset with "
+            f"that id would make `-d {dataset_id}` ambiguous. Fix: {fix}, or remove the other dataset."
+        )
+    elsewhere = [str(f / target.name) for f in id_check_folders if (f / target.name).is_dir()]
+    if elsewhere:
+        logger.warning(
+            "%s already exist(s); they were made from an earlier %s. Re-run preprocessing/training "
+            "if the data changed.",
+            ", ".join(elsewhere),
+            target.name,
+        )
+    stale = sorted(target.parent.glob(f".{target.name}{STAGING_MARKER}*")) if target.parent.is_dir() else []
+    if stale:
+        logger.warning(
+            "Leftovers of interrupted conversions found (safe to delete once no conversion runs): %s",
+            ", ".join(str(s) for s in stale),
+        )
+
+
+@contextmanager
+def staged_dataset_folder(target: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a hidden staging folder next to ``target``; move it onto ``target`` when the block succeeds.
+
+    On any failure (or Ctrl+C) the staging folder is removed and ``target`` is left as it was.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARKER}", dir=target.parent))
+    try:
+        yield staging
+        publish_folder(staging, target, overwrite)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_folder(staging: Path, target: Path, overwrite: bool) -> None:
+    """Rename ``staging`` to ``target``, replacing an existing ``target`` only when ``overwrite``."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if not overwrite:
+        raise DatasetError(
+            f"{target} appeared while converting (another process?). Nothing was changed; remove it or pass "
+            f"--overwrite, then run the conversion again."
+        )
+    retired = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:8]}"
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+    logger.info("Replaced the previous %s (--overwrite).", target)
+
+
+# ---------------------------------------------------------------------------------------- dataset.json
+def read_msd_dataset_json(path: Path) -> dict[str, Any]:
+    """Load an MSD / nnU-Net v1 dataset.json, checking it has ``modality`` and ``labels``."""
+    try:
+        data = load_json(path)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"Cannot read {path}: {err}. It must be the task's JSON description.") from err
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} must contain a JSON object, found {type(data).__name__}.")
+    missing = [k for k in ("modality", "labels") if k not in data]
+    if missing:
+        already_v2 = (
+            " It already has 'channel_names': it looks like an nnU-Net v2 dataset."
+            if "channel_names" in data
+            else ""
+        )
+        raise DatasetError(
+            f"{path} has no {' or '.join(repr(m) for m in missing)}; an MSD / nnU-Net v1 dataset.json has "
+            f'\'modality\' {{"0": "CT"}} and \'labels\' {{"0": "background", ...}}.{already_v2}'
+        )
+    return data
+
+
+def v2_dataset_json(old: Mapping[str, Any], where: Path, drop_keys: Sequence[str]) -> dict[str, Any]:
+    """Translate an MSD-style dataset.json to v2, keeping the other keys and their order.
+
+    ``modality`` becomes ``channel_names`` (same place), ``labels`` value → name becomes name → value,
+    ``file_ending`` is ``.nii.gz`` and ``drop_keys`` are removed.
+    """
+    new: dict[str, Any] = {}
+    for key, value in old.items():
+        if key in drop_keys:
+            continue
+        if key == "modality":
+            new["channel_names"] = {str(k): v for k, v in _checked_modality(value, where).items()}
+        elif key == "labels":
+            new["labels"] = invert_labels(value, where)
+        else:
+            new[key] = value
+    new["file_ending"] = MSD_FILE_ENDING
+    return new
+
+
+def _checked_modality(modality: Any, where: Path) -> Mapping[str, Any]:
+    if not isinstance(modality, Mapping) or not modality:
+        raise DatasetError(
+            f'{where}: \'modality\' must be a non-empty object such as {{"0": "T2"}}, found {modality!r}.'
+        )
+    if sorted(str(k) for k in modality) != sorted(str(i) for i in range(len(modality))):
+        raise DatasetError(
+            f'{where}: \'modality\' keys must be "0", "1", ... (one per channel), found {list(modality)}.'
+        )
+    return dict(sorted(modality.items(), key=lambda kv: int(kv[0])))
+
+
+def invert_labels(labels: Any, where: Path) -> dict[str, int]:
+    """``{"0": "background", "1": "edema"}`` → ``{"background": 0, "edema": 1}`` with checks."""
+    if not isinstance(labels, Mapping) or not labels:
+        raise DatasetError(
+            f'{where}: \'labels\' must be an object such as {{"0": "background"}}, found {labels!r}.'
+        )
+    inverted: dict[str, int] = {}
+    for value, name in labels.items():
+        if not str(value).strip().lstrip("-").isdigit():
+            raise DatasetError(
+                f'{where}: label keys must be integer values (MSD format {{"1": "edema"}}), '
+                f"found key {value!r}."
+            )
+        if str(name) in inverted:
+            raise DatasetError(
+                f"{where}: label name {name!r} is used for both {inverted[str(name)]} and {value}; "
+                "v2 maps names to values, so names must be unique. Rename one of them."
+            )
+        inverted[str(name)] = int(value)
+    return inverted
+
+
+# ---------------------------------------------------------------------------------------- case discovery
+def check_msd_layout(source: Path) -> None:
+    """DatasetError when ``source`` lacks dataset.json, imagesTr or labelsTr (imagesTs is optional)."""
+    if not source.is_dir():
+        raise DatasetError(
+            f"The MSD task folder {source} does not exist or is not a folder. Pass the extracted "
+            "TaskXX_Name folder (the one holding dataset.json, imagesTr/ and labelsTr/)."
+        )
+    missing = [n for n in ("dataset.json", "imagesTr", "labelsTr") if not (source / n).exists()]
+    if missing:
+        raise DatasetError(
+            f"{source} is not a complete MSD task: missing {', '.join(missing)}. Expected "
+            "dataset.json, imagesTr/, labelsTr/ and optionally imagesTs/ as in the extracted Decathlon "
+            "archive."
+        )
+
+
+def msd_files(folder: Path) -> list[Path]:
+    """The ``.nii.gz`` files of a folder, skipping hidden ``.``/``_`` files (macOS ``._x.nii.gz``)."""
+    if not folder.is_dir():
+        return []
+    files, ignored = [], []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith((".", "_")) or not entry.is_file():
+            continue
+        (files if entry.name.endswith(MSD_FILE_ENDING) else ignored).append(entry)
+    if ignored:
+        logger.warning(
+            "Ignoring %d file(s) in %s that are not %s: %s",
+            len(ignored),
+            folder,
+            MSD_FILE_ENDING,
+            ", ".join(p.name for p in ignored[:5]),
+        )
+    return files
+
+
+def case_id(path: Path) -> str:
+    return path.name[: -len(MSD_FILE_ENDING)]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to produce: split ``source`` into ``folder`` (images) or copy it to ``folder`` (labels)."""
+
+    kind: str
+    source: Path
+    folder: str
+    num_channels: int
+
+
+def plan_msd_jobs(source: Path, num_channels: int) -> tuple[list[Job], int]:
+    """The split/copy jobs of a task and its number of training cases; checks images ↔ labels."""
+    images = msd_files(source / "imagesTr")
+    labels = msd_files(source / "labelsTr")
+    image_ids, label_ids = {case_id(p) for p in images}, {case_id(p) for p in labels}
+    problems = [
+        f"{source / 'labelsTr' / (c + MSD_FILE_ENDING)} is missing" for c in sorted(image_ids - label_ids)
+    ]
+    problems += [
+        f"{source / 'imagesTr' / (c + MSD_FILE_ENDING)} is missing" for c in sorted(label_ids - image_ids)
+    ]
+    if problems:
+        raise DatasetError(
+            "Every training image needs a label with the same file name and vice versa:\n  - "
+            + "\n  - ".join(problems)
+            + "\nAdd the missing files or remove the unmatched ones."
+        )
+    if not images:
+        raise DatasetError(f"{source / 'imagesTr'} contains no {MSD_FILE_ENDING} images.")
+    jobs = [Job("split", p, "imagesTr", num_channels) for p in images]
+    jobs += [Job("split", p, "imagesTs", num_channels) for p in msd_files(source / "imagesTs")]
+    jobs += [Job("copy", p, "labelsTr", num_channels) for p in labels]
+    return jobs, len(images)
+
+
+# ---------------------------------------------------------------------------------------- conversion
+def resolve_num_processes(requested: int | None, num_jobs: int) -> int:
+    """Workers to use: ``requested`` (default min(8, CPUs)), at least 1, at most one per job."""
+    if requested is not None and requested < 1:
+        raise DatasetError(f"The number of processes must be at least 1, found {requested}.")
+    chosen = requested if requested is not None else min(DEFAULT_NUM_PROCESSES, os.cpu_count() or 1)
+    return max(1, min(chosen, num_jobs))
+
+
+def run_jobs(jobs: Sequence[Job], staging: Path, workers: int) -> None:
+    """Run every job, in this process when ``workers == 1``, else in a spawn-safe process pool."""
+    report = _progress_reporter(len(jobs))
+    if workers == 1:
+        for job in jobs:
+            run_job(job, staging)
+            report()
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures: list[Future[None]] = [pool.submit(run_job, job, staging) for job in jobs]
+        for future in futures:
+            future.add_done_callback(
+                lambda f: report() if not f.cancelled() and f.exception() is None else None
+            )
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress_reporter(total: int) -> Callable[[], None]:
+    step = max(1, total // 10)
+    count = 0
+
+    def report() -> None:
+        nonlocal count
+        count += 1
+        if count % step == 0 or count == total:
+            logger.info("  %d/%d files converted", count, total)
+
+    return report
+
+
+def run_job(job: Job, staging: Path) -> None:
+    """Carry out one job (module-level so that spawned workers can unpickle it)."""
+    folder = staging / job.folder
+    if job.kind == "copy":
+        shutil.copyfile(job.source, folder / job.source.name)
+    else:
+        split_4d_image(job.source, folder, job.num_channels)
+
+
+def split_4d_image(path: Path, output_folder: Path, num_channels: int) -> list[Path]:
+    """Write one 3D ``{case}_{XXXX}.nii.gz`` per channel of a 4D NIfTI (a 3D image is copied as ``_0000``).
+
+    Each 3D image keeps the spatial part of the 4D geometry: the first three spacings and origin
+    components and the upper-left 3×3 block of the direction matrix (NIfTI's 4th axis is never rotated
+    into space, so this block is the image's exact orientation).
+    """
+    image = read_sitk_image(path)
+    dimension = image.GetDimension()
+    found_channels = image.GetSize()[3] if dimension == 4 else 1
+    if dimension not in (3, 4) or image.GetNumberOfComponentsPerPixel() != 1:
+        raise DatasetError(
+            f"{path} is a {dimension}D image with {image.GetNumberOfComponentsPerPixel()} component(s) "
+            "per voxel; expected a 3D image or a 4D image with one channel per 4th-axis index."
+        )
+    if found_channels != num_channels:
+        raise DatasetError(
+            f"{path} has {found_channels} channel(s) but dataset.json 'modality' lists {num_channels}. Fix "
+            f"dataset.json or replace the image."
+        )
+    stem = case_id(path)
+    outputs = [output_folder / f"{stem}_{c:04d}{MSD_FILE_ENDING}" for c in range(num_channels)]
+    if dimension == 3:
+        shutil.copyfile(path, outputs[0])
+        return outputs
+    spacing, origin, direction = spatial_geometry(image)
+    array = sitk.GetArrayFromImage(image)  # (channel, z, y, x)
+    for channel, output in enumerate(outputs):
+        channel_image = sitk.GetImageFromArray(array[channel], isVector=False)
+        channel_image.SetSpacing(spacing)
+        channel_image.SetOrigin(origin)
+        channel_image.SetDirection(direction)
+        sitk.WriteImage(channel_image, str(output), useCompression=True)
+    return outputs
+
+
+def spatial_geometry(image: sitk.Image) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Spacing, origin and direction of the first three axes of a 4D image."""
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(4, 4)
+    return (
+        tuple(image.GetSpacing()[:3]),
+        tuple(image.GetOrigin()[:3]),
+        tuple(direction[:3, :3].ravel().tolist()),
+    )

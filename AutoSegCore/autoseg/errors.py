@@ -1,0 +1,33 @@
+"""The AutoSeg exception hierarchy.
+
+Every error a user can cause is an ``AutoSegError`` whose message says what went wrong, where,
+what was expected, what was found and how to fix it. The CLI prints the message and exits 1.
+"""
+
+
+class AutoSegError(Exception):
+    """Base class of every error caused by user input or the environment."""
+
+
+class WorkspaceError(AutoSegError):
+    """nnUNet_raw / nnUNet_preprocessed / nnUNet_results are missing or misconfigured."""
+
+
+class DatasetError(AutoSegError):
+    """A raw dataset (dataset.json, files, labels) is missing or malformed."""
+
+
+class ImageIOError(AutoSegError):
+    """An image file cannot be read or written."""
+
+
+class PlanError(AutoSegError):
+    """A plans file is missing, malformed or does not contain the requested configuration."""
+
+
+class PreprocessingError(AutoSegError):
+    """Preprocessing could not complete."""
+
+
+class ModelFolderError(AutoSegError):
+    """A results/model folder does not have the expected layout."""

@@ -1,0 +1,1 @@
+"""The dataset fingerprint: spacings, cropped shapes and foreground intensity statistics."""

@@ -1,0 +1,211 @@
+"""Preprocess cases with a plan: transpose -> crop to nonzero -> normalize -> resample (+ class locations).
+
+``preprocess_case`` is the pure per-case pipeline shared by training preprocessing and inference;
+``preprocess_dataset`` runs it over a raw dataset in parallel, resumably: finished cases are kept when
+a run is interrupted and skipped when it is started again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autoseg.dataset.cases import TrainingCase, training_cases
+from autoseg.dataset.dataset_json import DatasetJson
+from autoseg.errors import PreprocessingError
+from autoseg.imageio.registry import reader_writer_class_by_name
+from autoseg.planning.plans import ConfigurationPlan, Plans
+from autoseg.preprocessing import storage
+from autoseg.preprocessing.memory import case_peak_bytes
+from autoseg.preprocessing.class_locations import classes_to_sample, sample_class_locations
+from autoseg.preprocessing.cropping import crop_to_nonzero
+from autoseg.preprocessing.normalization import normalize
+from autoseg.preprocessing.resampling import compute_new_shape, resample_data_or_seg_to_shape
+from autoseg.utils.files import atomic_path, load_json, save_json
+from autoseg.utils.parallel import ProgressCallback, choose_num_workers, run_tasks
+
+logger = logging.getLogger(__name__)
+SETTINGS_FILE = ".preprocessing_settings.json"
+
+
+def target_spacing_for(configuration: ConfigurationPlan, original_spacing: Sequence[float], ndim: int) -> list[float]:
+    """The configuration's spacing, with the (unresampled) first axis prepended for 2d configurations."""
+    spacing = [float(s) for s in configuration.spacing]
+    return [float(original_spacing[0]), *spacing] if len(spacing) < ndim else spacing
+
+
+def preprocess_case(
+    data: np.ndarray,
+    seg: np.ndarray | None,
+    properties: dict[str, Any],
+    plans: Plans,
+    configuration: ConfigurationPlan,
+    dataset_json: DatasetJson,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Run the whole preprocessing of one case held in memory (``data`` is (c, z, y, x))."""
+    data = data.astype(np.float32)  # copy: the caller's array stays untouched
+    if seg is not None:
+        if data.shape[1:] != seg.shape[1:]:
+            raise PreprocessingError(
+                f"Image shape {data.shape[1:]} and segmentation shape {seg.shape[1:]} differ. Run "
+                f"`autoseg verify_dataset` to find the case and fix it."
+            )
+        seg = np.copy(seg)
+    axes = [0, *[i + 1 for i in plans.transpose_forward]]
+    data = data.transpose(axes)
+    seg = seg.transpose(axes) if seg is not None else None
+    original_spacing = [properties["spacing"][i] for i in plans.transpose_forward]
+    properties["shape_before_cropping"] = list(data.shape[1:])
+    data, seg, bbox = crop_to_nonzero(data, seg)
+    properties["bbox_used_for_cropping"] = [[int(a), int(b)] for a, b in bbox]
+    properties["shape_after_cropping_and_before_resampling"] = list(data.shape[1:])
+    target_spacing = target_spacing_for(configuration, original_spacing, data.ndim - 1)
+    new_shape = compute_new_shape(data.shape[1:], original_spacing, target_spacing)
+    intensity = plans.foreground_intensity_properties_per_channel
+    for c in range(data.shape[0]):
+        data[c] = normalize(
+            data[c], configuration.normalization_schemes[c], seg[0] if seg is not None else None,
+            configuration.use_mask_for_norm[c], intensity[str(c)],
+        )
+    data = resample_data_or_seg_to_shape(data, new_shape, original_spacing, target_spacing, **configuration.resampling_fn_data_kwargs)
+    if seg is None:
+        return data, None, properties
+    seg = resample_data_or_seg_to_shape(seg, new_shape, original_spacing, target_spacing, **configuration.resampling_fn_seg_kwargs)
+    wanted = classes_to_sample(
+        dataset_json.foreground_labels, dataset_json.foreground_regions, dataset_json.has_regions,
+        dataset_json.all_labels, dataset_json.ignore_label,
+    )
+    properties["class_locations"] = sample_class_locations(seg, wanted)
+    seg = seg.astype(np.int16 if seg.max(initial=0) > 127 else np.int8)
+    return data, seg, properties
+
+
+def class_locations_to_json(locations: dict) -> dict[str, list]:
+    """JSON keys: ``"1"`` for a label, ``"1,2,3"`` for a region."""
+    return {
+        (",".join(str(i) for i in k) if isinstance(k, tuple) else str(k)): np.asarray(v).tolist()
+        for k, v in locations.items()
+    }
+
+
+def class_locations_from_json(raw: dict[str, list]) -> dict[int | tuple[int, ...], np.ndarray]:
+    return {
+        (tuple(int(i) for i in k.split(",")) if "," in k else int(k)): np.asarray(v, dtype=np.int64).reshape(-1, 4)
+        for k, v in raw.items()
+    }
+
+
+def _source_signature(case: TrainingCase) -> list[list]:
+    """Name, size and modification time of the raw files (to detect changed inputs on resume)."""
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in (*case.images, case.label)]
+
+
+def preprocess_case_to_disk(
+    case: TrainingCase, output_folder: Path, plans: Plans, configuration: ConfigurationPlan, dataset_json: DatasetJson
+) -> str:
+    """Read, preprocess and save one training case (runs in a worker process)."""
+    reader = reader_writer_class_by_name(plans.image_reader_writer)()
+    data, properties = reader.read_images(case.images)
+    seg, _ = reader.read_seg(case.label)
+    data, seg, properties = preprocess_case(data, seg, properties, plans, configuration, dataset_json)
+    properties["class_locations"] = class_locations_to_json(properties["class_locations"])
+    properties["source_files"] = _source_signature(case)
+    storage.save_case(output_folder, case.identifier, data.astype(np.float32, copy=False), seg, properties)
+    return case.identifier
+
+
+DATA_AFFECTING_KEYS = (
+    "spacing", "normalization_schemes", "use_mask_for_norm", "resampling_fn_data", "resampling_fn_data_kwargs",
+    "resampling_fn_seg", "resampling_fn_seg_kwargs",
+)
+
+
+def _settings_signature(configuration: ConfigurationPlan, plans: Plans, dataset_json: DatasetJson) -> dict[str, Any]:
+    """A digest of everything that changes the preprocessed arrays (not the network or batch size)."""
+    config = configuration.to_dict()
+    relevant = {
+        "configuration": {k: config[k] for k in DATA_AFFECTING_KEYS},
+        "transpose_forward": list(plans.transpose_forward),
+        "intensity": plans.foreground_intensity_properties_per_channel,
+        "reader": plans.image_reader_writer,
+        "labels": {k: list(v) if isinstance(v, tuple) else v for k, v in dataset_json.labels.items()},
+    }
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    return {"format": "autoseg-npy-1", "sha256": digest}
+
+
+def _is_up_to_date(output_folder: Path, case: TrainingCase) -> bool:
+    if not storage.is_complete(output_folder, case.identifier):
+        return False
+    try:
+        stored = load_json(storage.case_files(output_folder, case.identifier)[2]).get("source_files")
+        return stored == json.loads(json.dumps(_source_signature(case)))
+    except (OSError, ValueError):
+        return False
+
+
+def _prepare_output_folder(output_folder: Path, signature: dict[str, Any]) -> None:
+    """Keep finished cases of an interrupted run with the same settings; start afresh otherwise."""
+    settings_file = output_folder / SETTINGS_FILE
+    if output_folder.is_dir():
+        previous = load_json(settings_file) if settings_file.is_file() else None
+        if previous != signature:
+            logger.info("Settings changed since %s was written; preprocessing it again from scratch.", output_folder)
+            shutil.rmtree(output_folder)
+    output_folder.mkdir(parents=True, exist_ok=True)
+    save_json(signature, settings_file)
+
+
+def preprocess_dataset(
+    raw_folder: Path,
+    preprocessed_folder: Path,
+    plans: Plans,
+    configuration_name: str,
+    num_processes: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Preprocess every training case of ``raw_folder`` for one configuration; returns the output folder."""
+    configuration = plans.configuration(configuration_name)
+    dataset_json = DatasetJson.load(raw_folder / "dataset.json")
+    cases = training_cases(raw_folder, dataset_json)
+    output_folder = preprocessed_folder / configuration.data_identifier
+    _prepare_output_folder(output_folder, _settings_signature(configuration, plans, dataset_json))
+    todo = [c for c in cases.values() if not _is_up_to_date(output_folder, c)]
+    done = len(cases) - len(todo)
+    if done:
+        logger.info("%d of %d case(s) already preprocessed in %s; resuming.", done, len(cases), output_folder)
+    stale = set(storage.list_cases(output_folder)) - set(cases)
+    for identifier in stale:  # cases removed from the raw dataset
+        for path in storage.case_files(output_folder, identifier):
+            path.unlink(missing_ok=True)
+    if todo:
+        target = [configuration.spacing[plans.transpose_backward[i]] for i in range(3)] if not configuration.is_2d else None
+        peak = max(case_peak_bytes(c.images, c.label, target) for c in todo)
+        workers = choose_num_workers(num_processes, peak, len(todo))
+        arguments = [(c, output_folder, plans, configuration, dataset_json) for c in todo]
+        offset_progress = (lambda n, total: progress(done + n, len(cases))) if progress else None
+        if progress:
+            progress(done, len(cases))
+        run_tasks(preprocess_case_to_disk, arguments, workers, offset_progress, [c.identifier for c in todo])
+    return output_folder
+
+
+def copy_ground_truth(raw_folder: Path, preprocessed_folder: Path) -> None:
+    """Copy the raw label files to ``gt_segmentations/`` (skipping unchanged ones), atomically."""
+    dataset_json = DatasetJson.load(raw_folder / "dataset.json")
+    target_folder = preprocessed_folder / "gt_segmentations"
+    target_folder.mkdir(parents=True, exist_ok=True)
+    for identifier, case in training_cases(raw_folder, dataset_json).items():
+        target = target_folder / f"{identifier}{dataset_json.file_ending}"
+        source_stat = case.label.stat()
+        if target.is_file() and target.stat().st_size == source_stat.st_size and target.stat().st_mtime_ns >= source_stat.st_mtime_ns:
+            continue
+        with atomic_path(target) as tmp:
+            shutil.copy2(case.label, tmp)

@@ -1,0 +1,31 @@
+# Set-up and everyday commands. Each target bootstraps .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.autoseg-installed
+
+.PHONY: test demo bench venv clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): AutoSegCore/pyproject.toml Testing/requirements-oracle.txt Testing/requirements-oracle-deps.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU build of torch first, pinned, so nothing pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e "AutoSegCore[test]"
+	$(BIN)/python -m pip install -q --no-deps -r Testing/requirements-oracle.txt
+	$(BIN)/python -m pip install -q -r Testing/requirements-oracle-deps.txt
+	touch $(STAMP)
+
+test: $(STAMP)
+	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra
+
+demo: $(STAMP)
+	$(BIN)/autoseg demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_plan_and_preprocess.py
+
+clean-venv:
+	rm -rf $(VENV)
