@@ -48,8 +48,13 @@ def preprocess_case(
     plans: Plans,
     configuration: ConfigurationPlan,
     dataset_json: DatasetJson,
+    sample_locations: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Run the whole preprocessing of one case held in memory (``data`` is (c, z, y, x))."""
+    """Run the whole preprocessing of one case held in memory (``data`` is (c, z, y, x)).
+
+    ``sample_locations`` adds the foreground class locations training samples from (not needed when
+    ``seg`` is a previous stage's prediction at inference).
+    """
     data = data.astype(np.float32)  # copy: the caller's array stays untouched
     if seg is not None:
         if data.shape[1:] != seg.shape[1:]:
@@ -78,6 +83,8 @@ def preprocess_case(
     if seg is None:
         return data, None, properties
     seg = resample_data_or_seg_to_shape(seg, new_shape, original_spacing, target_spacing, **configuration.resampling_fn_seg_kwargs)
+    if not sample_locations:
+        return data, seg, properties
     wanted = classes_to_sample(
         dataset_json.foreground_labels, dataset_json.foreground_regions, dataset_json.has_regions,
         dataset_json.all_labels, dataset_json.ignore_label,
