@@ -9,6 +9,7 @@ the numpy types nnU-Net needs are allow-listed here and nothing else.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         with torch.serialization.safe_globals(_numpy_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        unsafe = [line.strip() for line in str(err).splitlines() if re.search(r"(?i)\bglobal\b", line)]
+        if not unsafe:
+            raise ModelFolderError(
+                f"Checkpoint {path} is not a valid PyTorch checkpoint; it is unreadable or truncated. Copy it "
+                f"again from the training machine, or re-run training with --c to rewrite it."
+            ) from err
         raise ModelFolderError(
             f"Checkpoint {path} refers to code or objects that a model checkpoint never needs, so it was not "
-            f"loaded (loading it could run arbitrary code). Details: {str(err).splitlines()[0]}"
+            f"loaded (loading it could run arbitrary code). Found: {unsafe[0]}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise ModelFolderError(
-            f"Checkpoint {path} is unreadable or truncated ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+            f"Checkpoint {path} is unreadable or truncated ({type(err).__name__}: {_first_line(err)}). "
             f"Copy it again from the training machine, or re-run training with --c to rewrite it."
         ) from err
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
@@ -76,3 +83,8 @@ def clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
                 key = key[len(prefix):]
         out[key] = value
     return out
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -39,13 +39,16 @@ def _resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[f
                        configuration: ConfigurationPlan, num_threads: int) -> np.ndarray:
     kwargs = dict(configuration.resampling_fn_probabilities_kwargs)
     kwargs.setdefault("is_seg", False)
-    return resample_data_or_seg_to_shape(logits, shape, current, original, num_threads=num_threads, **kwargs)
+    return resample_data_or_seg_to_shape(logits.astype(np.float32, copy=False), shape, current, original,
+                                         num_threads=num_threads, **kwargs)
 
 
 def _as_numpy(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """float32 numpy logits; float16 ones (large cases) stay float16 and are widened channel by channel."""
     if isinstance(logits, torch.Tensor):
-        logits = logits.detach().to("cpu", torch.float32).numpy()
-    return np.asarray(logits, dtype=np.float32)
+        logits = logits.detach().to("cpu").numpy()
+    logits = np.asarray(logits)
+    return logits if logits.dtype in (np.float16, np.float32) else logits.astype(np.float32)
 
 
 def probabilities_from_logits(logits: np.ndarray, dataset_json: DatasetJson) -> np.ndarray:

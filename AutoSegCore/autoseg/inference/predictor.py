@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 
 from autoseg.errors import AutoSegError
@@ -82,7 +83,8 @@ class Predictor:
             torch.set_num_threads(threads)
         self.configuration = model.configuration
         self.network = build_network(
-            self.configuration.architecture, model.num_input_channels, model.num_output_channels, deep_supervision=False
+            self.configuration.architecture, model.num_input_channels, model.num_output_channels, deep_supervision=False,
+            initialize=False,
         )
         self._fold_states = [fold.state_dict for fold in model.folds]
         for fold in model.folds:  # fail early, naming the fold, if a checkpoint does not fit the plans
@@ -146,8 +148,9 @@ class Predictor:
         patch = tuple(int(p) for p in self.configuration.patch_size)
         padded, revert = pad_to_patch(data, patch)
         slicers = window_slicers(padded.shape[1:], patch, self.settings.step_size)
-        logits = torch.zeros((self.model.num_output_channels, *padded.shape[1:]), dtype=torch.float32, device=results_device)
-        weight_sum = torch.zeros(padded.shape[1:], dtype=torch.float32, device=results_device)
+        dtype = self._aggregation_dtype(tuple(padded.shape[1:]), results_device)
+        logits = torch.zeros((self.model.num_output_channels, *padded.shape[1:]), dtype=dtype, device=results_device)
+        weight_sum = torch.zeros(padded.shape[1:], dtype=dtype, device=results_device)
         gaussian = (gaussian_importance_map(patch, device=results_device).float() if self.settings.use_gaussian
                     else torch.ones(patch, dtype=torch.float32, device=results_device))
         source = padded.to(self.device)
@@ -155,12 +158,30 @@ class Predictor:
             window = source[slicer][None]
             prediction = predict_with_mirroring(self.network, window, self.mirror_axes, self.batch_mirrors)[0]
             prediction = prediction.to(results_device, torch.float32)
+            if dtype != torch.float32:
+                prediction = prediction.to(dtype)
             prediction *= gaussian
             logits[slicer] += prediction
             weight_sum[slicer[1:]] += gaussian
             tick()
         logits /= weight_sum
         return logits[revert]
+
+    def _aggregation_dtype(self, shape: tuple[int, ...], results_device: torch.device) -> torch.dtype:
+        """float32 (more exact than nnU-Net's float16) unless the CPU logits would crowd the free RAM.
+
+        The export needs about three more volumes of the same size per fold sum, so float32 is used when
+        four logits volumes fit into half the available memory; otherwise float16 as nnU-Net.
+        """
+        if results_device.type != "cpu":
+            return torch.float32
+        needed = 4 * logits_bytes(shape, self.model.num_output_channels)
+        available = psutil.virtual_memory().available
+        if needed < available / 2:
+            return torch.float32
+        logger.warning("Large case (%s voxels, %d classes): aggregating logits in float16 to save memory.",
+                       "x".join(map(str, shape)), self.model.num_output_channels)
+        return torch.float16
 
     def _autocast(self):
         if self.device.type == "cuda":
