@@ -39,8 +39,11 @@ def _resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[f
                        configuration: ConfigurationPlan, num_threads: int) -> np.ndarray:
     kwargs = dict(configuration.resampling_fn_probabilities_kwargs)
     kwargs.setdefault("is_seg", False)
-    return resample_data_or_seg_to_shape(logits.astype(np.float32, copy=False), shape, current, original,
-                                         num_threads=num_threads, **kwargs)
+    out = resample_data_or_seg_to_shape(logits.astype(np.float32, copy=False), shape, current, original,
+                                        num_threads=num_threads, **kwargs)
+    if logits.dtype == np.float16 and out is not logits:  # keep the input's precision, as nnU-Net does
+        out = out.astype(np.float16).astype(np.float32)
+    return out
 
 
 def _as_numpy(logits: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""``autoseg predict`` against ``nnUNetv2_predict`` on real nnU-Net v2 models (built by nnU-Net itself).
+
+Every comparison requires >= 99.9% identical voxels, the exact same geometry (shape, spacing, origin,
+direction) and, with ``--save_probabilities``, probabilities within 1e-3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from autoseg.cli.main import main as autoseg_main
+from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
+
+pytestmark = pytest.mark.oracle
+
+MIN_AGREEMENT = 0.999
+
+
+def _autoseg_predict(model_folder: Path, inputs: Path, output: Path, *flags: str) -> None:
+    code = autoseg_main(["predict", "-i", str(inputs), "-o", str(output), "-m", str(model_folder), "-device", "cpu",
+                         "--no_pbar", *flags])
+    assert code == 0
+
+
+def assert_same_predictions(theirs: Path, ours: Path, file_ending: str, probabilities: bool = False) -> None:
+    cases = sorted(p.name[: -len(file_ending)] for p in theirs.glob(f"*{file_ending}"))
+    assert cases, f"nnU-Net wrote nothing into {theirs}"
+    for case in cases:
+        a, b = sitk.ReadImage(str(theirs / f"{case}{file_ending}")), sitk.ReadImage(str(ours / f"{case}{file_ending}"))
+        assert a.GetSize() == b.GetSize(), case
+        assert a.GetSpacing() == b.GetSpacing() and a.GetOrigin() == b.GetOrigin(), case
+        assert a.GetDirection() == b.GetDirection(), case
+        assert a.GetPixelID() == b.GetPixelID(), case
+        x, y = sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b)
+        agreement = float((x == y).mean())
+        assert agreement >= MIN_AGREEMENT, f"{case}: only {agreement:.5f} of the voxels agree"
+        assert len(np.unique(x)) > 1, f"{case}: the oracle predicted a single label (weights not decisive)"
+        if probabilities:
+            p, q = np.load(theirs / f"{case}.npz")["probabilities"], np.load(ours / f"{case}.npz")["probabilities"]
+            assert p.shape == q.shape, case
+            np.testing.assert_allclose(q, p, atol=1e-3, err_msg=case)
+
+
+def _compare(model: dict, configuration: str, tmp_path: Path, folds: list, flags: list[str]) -> None:
+    inputs = tmp_path / "inputs"
+    if not inputs.exists():
+        write_prediction_inputs(model, inputs, n=2)
+    folder = model["model_folders"][configuration]
+    theirs = predict_with_nnunet(model["workspace"], model_ids(model, configuration), inputs, tmp_path / "nnunet",
+                                 folds, flags)
+    _autoseg_predict(folder, inputs, tmp_path / "autoseg", "-f", *map(str, folds), *flags)
+    assert_same_predictions(theirs, tmp_path / "autoseg", model["file_ending"], "--save_probabilities" in flags)
+
+
+@pytest.fixture(scope="module")
+def hippocampus(nnunet_model_factory):
+    return nnunet_model_factory("hippocampus", ["3d_fullres", "2d"], [0, 1])
+
+
+def test_3d_fullres_one_fold_without_tta(hippocampus, tmp_path):
+    _compare(hippocampus, "3d_fullres", tmp_path, [0], ["--disable_tta"])
+
+
+def test_3d_fullres_two_folds_tta_probabilities(hippocampus, tmp_path):
+    _compare(hippocampus, "3d_fullres", tmp_path, [0, 1], ["--save_probabilities"])
+
+
+def test_2d_two_folds_tta(hippocampus, tmp_path):
+    _compare(hippocampus, "2d", tmp_path, [0, 1], [])
+
+
+def test_resenc_m(nnunet_model_factory, tmp_path):
+    model = nnunet_model_factory("hippocampus", ["3d_fullres"], [0], planner="nnUNetPlannerResEncM")
+    _compare(model, "3d_fullres", tmp_path, [0], ["--disable_tta"])
+
+
+def test_regions_with_probabilities(nnunet_model_factory, tmp_path):
+    model = nnunet_model_factory("regions", ["3d_fullres"], [0])
+    _compare(model, "3d_fullres", tmp_path, [0], ["--save_probabilities"])
+
+
+def test_brats_two_channels(nnunet_model_factory, tmp_path):
+    model = nnunet_model_factory("brats", ["3d_fullres"], [0])
+    _compare(model, "3d_fullres", tmp_path, [0], ["--disable_tta"])
