@@ -86,3 +86,24 @@ def test_regions_with_probabilities(nnunet_model_factory, tmp_path):
 def test_brats_two_channels(nnunet_model_factory, tmp_path):
     model = nnunet_model_factory("brats", ["3d_fullres"], [0])
     _compare(model, "3d_fullres", tmp_path, [0], ["--disable_tta"])
+
+
+def test_in_memory_api_matches_files_and_reports_progress(hippocampus, tmp_path):
+    """What the Slicer module calls: a numpy array + spacing in, the segmentation on the same grid out."""
+    from autoseg.inference.model_folder import open_model_folder
+    from autoseg.inference.predictor import PredictionSettings, Predictor
+
+    inputs = tmp_path / "inputs"
+    write_prediction_inputs(hippocampus, inputs, n=1)
+    folder = hippocampus["model_folders"]["3d_fullres"]
+    _autoseg_predict(folder, inputs, tmp_path / "files", "-f", "0", "--disable_tta")
+    (image_file,) = inputs.glob("*_0000.nii.gz")
+    image = sitk.ReadImage(str(image_file))
+    predictor = Predictor(open_model_folder(folder, [0]), PredictionSettings(use_mirroring=False))
+    calls: list[tuple[int, int]] = []
+    segmentation, probabilities = predictor.predict_array(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1],
+                                                          return_probabilities=True, progress=lambda d, t: calls.append((d, t)))
+    from_file = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "files" / image_file.name.replace("_0000", ""))))
+    np.testing.assert_array_equal(segmentation, from_file)
+    assert probabilities.shape == (3, *segmentation.shape)
+    assert calls and calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == list(range(1, len(calls) + 1))

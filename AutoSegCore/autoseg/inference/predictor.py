@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from autoseg.errors import AutoSegError
+from autoseg.inference.cpu_graph import TracedNetworks
 from autoseg.inference.export import export_logits
 from autoseg.inference.model_folder import ModelFolder
 from autoseg.inference.sliding_window import (
@@ -57,6 +58,10 @@ class PredictionSettings:
     batch_mirrors: bool | None = None
     #: "float16" sums window logits like nnU-Net (same results, half the memory); "float32" is more exact.
     aggregation_dtype: str = "float16"
+    #: Network precision on the CPU: "fp32" (as nnU-Net) or "bf16" (autocast; faster on CPUs with native bf16).
+    precision: str = "fp32"
+    #: On the CPU, switch to a traced, oneDNN-optimised graph for longer jobs (same results, ~25% faster).
+    trace_network: bool = True
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,6 +107,8 @@ class Predictor:
         self.mirror_axes = model.mirror_axes if self.settings.use_mirroring else None
         batch_mirrors = self.settings.batch_mirrors
         self.batch_mirrors = self.device.type == "cuda" if batch_mirrors is None else batch_mirrors
+        trace = self.settings.trace_network and self.device.type == "cpu" and self.settings.precision == "fp32"
+        self._graphs = TracedNetworks(self.network, trace)
 
     # ------------------------------------------------------------------ preprocessing
     def check_input(self, data: np.ndarray, source: str = "input") -> None:
@@ -147,7 +154,7 @@ class Predictor:
 
     @torch.inference_mode()
     def _sliding_window(self, data: torch.Tensor, results_device: torch.device,
-                        tick: Callable[[], None]) -> torch.Tensor:
+                        tick: Callable[[], None], forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         patch = tuple(int(p) for p in self.configuration.patch_size)
         padded, revert = pad_to_patch(data, patch)
         slicers = window_slicers(padded.shape[1:], patch, self.settings.step_size)
@@ -159,7 +166,7 @@ class Predictor:
         source = padded.to(self.device)
         for slicer in slicers:
             window = source[slicer][None]
-            prediction = predict_with_mirroring(self.network, window, self.mirror_axes, self.batch_mirrors)[0]
+            prediction = predict_with_mirroring(forward, window, self.mirror_axes, self.batch_mirrors)[0]
             prediction = prediction.to(results_device, torch.float32)
             prediction *= gaussian
             logits[slicer] += prediction
@@ -178,11 +185,13 @@ class Predictor:
     def _autocast(self):
         if self.device.type == "cuda":
             return torch.autocast("cuda", enabled=True)
+        if self.device.type == "cpu" and self.settings.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
     def predict_logits(self, data: torch.Tensor, progress: TileProgress | None = None) -> torch.Tensor:
-        """Preprocessed (c, ...) input -> logits averaged over the folds, on the CPU, float32."""
+        """Preprocessed (c, ...) input -> logits averaged over the folds, on the CPU (aggregation dtype)."""
         total = self._num_windows(tuple(data.shape[1:])) * len(self._fold_states)
         done = 0
 
@@ -197,7 +206,7 @@ class Predictor:
             if index or len(self._fold_states) > 1:
                 self.network.load_state_dict(state)
             with self._autocast():
-                logits = self._predict_on_best_device(data, tick)
+                logits = self._predict_on_best_device(data, tick, self._graphs.forward_for(index))
             logits = logits.to("cpu")
             summed = logits if summed is None else summed.add_(logits)
         assert summed is not None
@@ -205,15 +214,16 @@ class Predictor:
             summed /= len(self._fold_states)
         return summed
 
-    def _predict_on_best_device(self, data: torch.Tensor, tick: Callable[[], None]) -> torch.Tensor:
+    def _predict_on_best_device(self, data: torch.Tensor, tick: Callable[[], None],
+                                forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         if self.device.type == "cpu" or not self.settings.perform_everything_on_device:
-            return self._sliding_window(data, torch.device("cpu"), tick)
+            return self._sliding_window(data, torch.device("cpu"), tick, forward)
         try:
-            return self._sliding_window(data, self.device, tick)
+            return self._sliding_window(data, self.device, tick, forward)
         except torch.OutOfMemoryError:
             logger.warning("The logits of this case do not fit on %s; aggregating them on the CPU instead.", self.device)
             torch.cuda.empty_cache()
-            return self._sliding_window(data, torch.device("cpu"), tick)
+            return self._sliding_window(data, torch.device("cpu"), tick, forward)
 
     # ------------------------------------------------------------------ whole cases
     def predict_case(
