@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_plan_and_preprocess.py
+	$(BIN)/python benchmarks/bench_predict.py --bf16
 
 clean-venv:
 	rm -rf $(VENV)

@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--planner", default="ExperimentPlanner", help="or nnUNetPlannerResEncM")
     parser.add_argument("--cache", default=None, help="folder to keep the built model in between runs")
+    parser.add_argument("--bf16", action="store_true", help="also time AutoSeg with -precision bf16")
     args = parser.parse_args()
 
     root = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_predict_"))
@@ -65,30 +66,35 @@ def main() -> None:
 
     print(f"predict: {n} Hippocampus cases, {args.planner} 3d_fullres, folds {' '.join(args.folds)}, "
           f"device {args.device}, {os.cpu_count()} CPU(s)")
-    print(f"{'TTA':<5} {'tool':<9} {'wall [s]':>9} {'per case [s]':>13} {'peak RAM tree [MB]':>19}")
+    print(f"{'TTA':<5} {'tool':<12} {'wall [s]':>9} {'per case [s]':>13} {'peak RAM tree [MB]':>19}")
     for tta in (True, False):
         flags = [] if tta else ["--disable_tta"]
         results = {}
         outputs = {}
-        for tool in ("nnU-Net", "AutoSeg"):
+        for tool in ("nnU-Net", "AutoSeg") + (("AutoSeg-bf16",) if args.bf16 else ()):
             out = root / f"out_{tool}_{'tta' if tta else 'notta'}"
             shutil.rmtree(out, ignore_errors=True)
             if tool == "nnU-Net":
                 command = [str(BIN / "nnUNetv2_predict_from_modelfolder"), "--disable_progress_bar"]
             else:
                 command = [str(BIN / "autoseg"), "predict_from_modelfolder", "--no_pbar"]
+                command += ["-precision", "bf16"] if tool == "AutoSeg-bf16" else []
             command += ["-m", str(folder), "-i", str(inputs), "-o", str(out), "-f", *args.folds,
                         "-device", args.device, *flags]
             results[tool] = measure(command, env)
             outputs[tool] = out
             m = results[tool]
-            print(f"{'on' if tta else 'off':<5} {tool:<9} {m.wall_s:>9.2f} {m.wall_s / n:>13.3f} {m.peak_tree_rss_mb:>19.0f}",
+            print(f"{'on' if tta else 'off':<5} {tool:<12} {m.wall_s:>9.2f} {m.wall_s / n:>13.3f} {m.peak_tree_rss_mb:>19.0f}",
                   flush=True)
         a, b = results["AutoSeg"], results["nnU-Net"]
         same, geometry = agreement(outputs["nnU-Net"], outputs["AutoSeg"])
         print(f"      ratio AutoSeg/nnU-Net: time {a.wall_s / b.wall_s:.2f} (target <= 0.50), peak RAM "
               f"{a.peak_tree_rss_mb / b.peak_tree_rss_mb:.2f} (target <= 1.00); identical voxels {100 * same:.3f}%, "
               f"geometry {'identical' if geometry else 'DIFFERENT'}")
+        if args.bf16:
+            c = results["AutoSeg-bf16"]
+            same, _ = agreement(outputs["nnU-Net"], outputs["AutoSeg-bf16"])
+            print(f"      ratio AutoSeg-bf16/nnU-Net: time {c.wall_s / b.wall_s:.2f}; identical voxels {100 * same:.3f}%")
     if not args.cache:
         shutil.rmtree(root, ignore_errors=True)
 

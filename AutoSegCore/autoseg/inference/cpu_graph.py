@@ -11,6 +11,7 @@ eager for good if anything goes wrong.
 from __future__ import annotations
 
 import logging
+import types
 import warnings
 from collections.abc import Callable
 
@@ -64,3 +65,22 @@ class TracedNetworks:
             return None
         self.traced[key] = traced
         return traced
+
+
+def _onednn_convolution(self: torch.nn.Conv3d | torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
+
+
+def use_onednn_convolutions(network: torch.nn.Module) -> None:
+    """Run the network's (non-transposed, zero-padded, float32) convolutions through oneDNN on the CPU.
+
+    PyTorch's eager heuristics send convolutions on small feature maps (and with one input channel) to a
+    slow reference kernel; oneDNN computes the same convolution several times faster. Only this network's
+    modules are changed (instance attribute), and only where oneDNN is available.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)) and module.padding_mode == "zeros" \
+                and isinstance(module.padding, tuple):
+            module.forward = types.MethodType(_onednn_convolution, module)

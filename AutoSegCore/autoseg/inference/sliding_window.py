@@ -117,29 +117,35 @@ def mirror_axes_combinations(mirror_axes: Sequence[int] | None) -> list[tuple[in
 
 def predict_with_mirroring(
     network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mirror_axes: Sequence[int] | None,
-    batch_mirrors: bool = False,
+    batch_mirrors: bool = False, map_copies: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """Mean of the network's predictions over ``x`` and all its mirrored copies (each flipped back).
 
-    ``batch_mirrors`` runs all copies as one batch (faster on GPUs for small windows); the result is the
-    same up to floating-point summation order.
+    ``batch_mirrors`` runs all copies as one batch (faster on GPUs for small windows); ``map_copies``
+    evaluates the list of copies itself (e.g. in parallel threads) and returns the outputs in order. The
+    outputs are summed in the same order either way, so only ``batch_mirrors`` can change the last bits.
     """
     combinations = mirror_axes_combinations(mirror_axes)
     if mirror_axes and max(mirror_axes) > x.ndim - 3:
         raise ValueError(f"mirror axes {tuple(mirror_axes)} do not fit a {x.ndim - 2}D input")
-    if batch_mirrors and combinations:
-        batch = torch.cat([x, *(torch.flip(x, dims) for dims in combinations)])
-        out = network(batch)
-        n = x.shape[0]
-        prediction = out[:n].clone()
-        for i, dims in enumerate(combinations, start=1):
-            prediction += torch.flip(out[i * n:(i + 1) * n], dims)
-    else:
+    if not combinations:
+        return network(x)
+    if batch_mirrors or map_copies is not None:
+        copies = [x, *(torch.flip(x, dims) for dims in combinations)]
+        if batch_mirrors:
+            n = x.shape[0]
+            out = network(torch.cat(copies))
+            outputs = [out[i * n:(i + 1) * n] for i in range(len(copies))]
+        else:
+            outputs = map_copies(copies)
+        prediction = outputs[0].clone()
+        for output, dims in zip(outputs[1:], combinations):
+            prediction += torch.flip(output, dims)
+    else:  # one copy at a time: only one output is held in memory
         prediction = network(x)
         for dims in combinations:
             prediction += torch.flip(network(torch.flip(x, dims)), dims)
-    if combinations:
-        prediction /= len(combinations) + 1
+    prediction /= len(combinations) + 1
     return prediction
 
 

@@ -81,3 +81,32 @@ def test_traced_graph_matches_eager_and_falls_back():
     broken = TracedNetworks(lambda t: t.nonzero(), enabled=True, eager_calls_before_tracing=0)  # not traceable as a module
     assert broken.forward_for(0)(torch.ones(1, 1, 2, 2, 2)).shape[0] == 8
     assert not broken.enabled and not broken.traced
+
+
+def test_onednn_convolutions_and_parallel_copies_keep_results():
+    from autoseg.inference.cpu_graph import use_onednn_convolutions
+    from autoseg.inference.parallel_copies import ParallelCopies
+    from autoseg.inference.sliding_window import predict_with_mirroring
+
+    architecture = ArchitecturePlan.from_dict({
+        "network_class_name": "PlainConvUNet",
+        "arch_kwargs": {"n_stages": 3, "features_per_stage": [4, 8, 16], "conv_op": "torch.nn.modules.conv.Conv2d",
+                        "kernel_sizes": [[3, 3]] * 3, "strides": [[1, 1], [2, 2], [2, 2]], "n_conv_per_stage": [2, 2, 2],
+                        "n_conv_per_stage_decoder": [2, 2], "conv_bias": True,
+                        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+                        "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+                        "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
+    })
+    network = build_network(architecture, 2, 3).eval()
+    x = torch.randn(1, 2, 24, 20)
+    with torch.inference_mode():
+        reference = predict_with_mirroring(network, x, (0, 1))
+        use_onednn_convolutions(network)
+        assert network.state_dict().keys() == build_network(architecture, 2, 3).state_dict().keys()
+        torch.testing.assert_close(predict_with_mirroring(network, x, (0, 1)), reference, atol=1e-5, rtol=1e-5)
+        pool = ParallelCopies(workers=2, threads_per_worker=1)
+        try:
+            parallel = predict_with_mirroring(network, x, (0, 1), map_copies=pool.mapper(network))
+        finally:
+            pool.close()
+        torch.testing.assert_close(parallel, predict_with_mirroring(network, x, (0, 1)), atol=0, rtol=0)
