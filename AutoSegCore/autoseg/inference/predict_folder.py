@@ -22,7 +22,7 @@ import numpy as np
 
 from autoseg.errors import AutoSegError
 from autoseg.imageio.registry import reader_writer_class_by_name
-from autoseg.inference.predictor import PredictionError, Predictor
+from autoseg.inference.predictor import Predictor
 from autoseg.utils.files import atomic_path, save_json
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ nnU-Net's float16).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -147,8 +147,3 @@ def predict_with_mirroring(
             prediction += torch.flip(network(torch.flip(x, dims)), dims)
     prediction /= len(combinations) + 1
     return prediction
-
-
-def iterate_batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), batch_size):
-        yield items[start:start + batch_size]
