@@ -11,12 +11,14 @@ Usable from Python (and Slicer) without files::
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 
 from autoseg.errors import AutoSegError
@@ -250,6 +252,7 @@ class Predictor:
         """Raw image (c, z, y, x) + reader properties -> (segmentation (z, y, x), probabilities, properties)."""
         self.check_input(data, source)
         network_input, properties = self.preprocess(data, properties, previous_stage)
+        self._warn_if_memory_is_short(tuple(network_input.shape[1:]), properties, return_probabilities, source)
         logits = self.predict_logits(network_input, progress)
         del network_input
         segmentation, probabilities = export_logits(
@@ -257,6 +260,27 @@ class Predictor:
             return_probabilities=return_probabilities, num_threads=torch.get_num_threads(),
         )
         return segmentation, probabilities, properties
+
+    def estimated_peak_bytes(self, preprocessed_shape: tuple[int, ...], properties: dict[str, Any],
+                             return_probabilities: bool) -> int:
+        """Rough peak RAM of one case: aggregated logits (float16, two copies with several folds) plus the
+        export (two float32 volumes of the cropped image, or all classes when probabilities are written)."""
+        classes = self.model.num_output_channels
+        logits = 2 * classes * math.prod(preprocessed_shape) * (2 if len(self._fold_states) > 1 else 1)
+        cropped = math.prod(properties["shape_after_cropping_and_before_resampling"])
+        export = 4 * cropped * (2 * classes + 1 if return_probabilities else 3)
+        return logits + export
+
+    def _warn_if_memory_is_short(self, shape: tuple[int, ...], properties: dict[str, Any], return_probabilities: bool,
+                                 source: str) -> None:
+        needed = self.estimated_peak_bytes(shape, properties, return_probabilities)
+        available = psutil.virtual_memory().available
+        if needed > 0.8 * available:
+            logger.warning(
+                "%s needs about %.1f GB of RAM to predict%s, %.1f GB are free: close other programs%s.",
+                source, needed / 1e9, " and save probabilities" if return_probabilities else "", available / 1e9,
+                " or drop --save_probabilities" if return_probabilities else "",
+            )
 
     def predict_array(
         self,

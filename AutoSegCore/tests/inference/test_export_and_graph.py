@@ -110,3 +110,18 @@ def test_onednn_convolutions_and_parallel_copies_keep_results():
         finally:
             pool.close()
         torch.testing.assert_close(parallel, predict_with_mirroring(network, x, (0, 1)), atol=0, rtol=0)
+
+
+def test_peak_memory_estimate_grows_with_probabilities_and_folds():
+    from types import SimpleNamespace
+
+    from autoseg.inference.predictor import Predictor
+
+    fake = SimpleNamespace(model=SimpleNamespace(num_output_channels=4), _fold_states=[{}])
+    properties = {"shape_after_cropping_and_before_resampling": [100, 100, 100]}
+    one_fold = Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, False)
+    assert one_fold == 2 * 4 * 10**6 + 4 * 10**6 * 3
+    with_probabilities = Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, True)
+    fake._fold_states = [{}, {}]
+    assert with_probabilities > one_fold
+    assert Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, False) > one_fold
