@@ -1,0 +1,1 @@
+"""Training: settings, losses and schedule (the loop, data loading and augmentation follow)."""
