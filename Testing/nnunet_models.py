@@ -73,6 +73,12 @@ class Kind:
     # crop every image/label to this box (SimpleITK x, y, z), centred on the labelled foreground, so that
     # training and prediction stay quick; the crop keeps spacing/direction and moves the origin
     crop: Sequence[int] | None = None
+    # generated source instead of SHARED_DATA/<source>: {"shape": (z, y, x), "spacing": (z, y, x), "cases": n,
+    # "seed": s[, "last_spacing": (z, y, x) of the last case]}, synthetic CT-like volumes of autoseg.demo.synthetic.synthetic_case (labels 0/1/2, identity
+    # direction); written once under TMPDIR (see _source_folder)
+    generator: Mapping[str, object] | None = None
+    # extra nnUNetv2_plan_and_preprocess arguments, e.g. ("-gpu_memory_target", "1")
+    plan_args: Sequence[str] = ()
 
     @property
     def dataset_name(self) -> str:
@@ -98,6 +104,19 @@ KINDS: dict[str, Kind] = {
     "brats_full": Kind(
         "BraTS2015Subset", 904, "OracleBraTSFull", 5,
         patch_size={"3d_fullres": (64, 64, 64), "2d": (128, 128)},
+    ),
+    # 6 generated 48x112x112 volumes (one channel, labels 0/1/2; 5 for training at 1 mm, 1 held out at
+    # 1.2x0.9x0.9 mm so that prediction resamples it, and the previous stage, to the 1 mm grid) planned
+    # with a 0.2 GB GPU memory target: nnU-Net then plans a fullres patch far smaller than the median shape
+    # (< 25% of its voxels), hence 3d_lowres and 3d_cascade_fullres, with patches small enough to train and
+    # predict on 2 CPU cores. For the cascade train 3d_lowres fold "all" with validation (its validation
+    # writes predicted_next_stage/3d_cascade_fullres for every case, which 3d_cascade_fullres trains on).
+    "cascade": Kind(
+        "generated", 905, "OracleCascade", 5,
+        generator={"shape": (48, 112, 112), "spacing": (1.0, 1.0, 1.0), "cases": 6, "seed": 905,
+                   "last_spacing": (1.2, 0.9, 0.9)},
+        plan_args=("-gpu_memory_target", "0.2"),
+        iterations={"3d_lowres": 4, "3d_cascade_fullres": 4, "3d_fullres": 4},
     ),
 }
 
@@ -155,8 +174,48 @@ def _run(command: list[str], env: dict[str, str], what: str, timeout: float) -> 
 # --------------------------------------------------------------------------------------------- raw data
 
 
+def _source_folder(kind: Kind) -> Path:
+    """SHARED_DATA/<source>, or the generated dataset of ``kind.generator`` (written on first use)."""
+    if kind.generator is None:
+        return SHARED_DATA / kind.source
+    key = hashlib.sha1(json.dumps(_jsonable(dict(kind.generator)), sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"autoseg_generated_{os.getuid()}" / f"{kind.name}_{key}"
+    if (folder / "dataset.json").is_file():
+        return folder
+    import numpy as np
+    import SimpleITK as sitk
+
+    from autoseg.demo.synthetic import synthetic_case
+
+    shape, spacing = tuple(kind.generator["shape"]), tuple(kind.generator["spacing"])
+    partial = folder.with_name(f"{folder.name}.partial{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    for sub in ("imagesTr", "labelsTr"):
+        (partial / sub).mkdir(parents=True)
+    num_cases = int(kind.generator["cases"])
+    for i in range(num_cases):
+        if i == num_cases - 1 and kind.generator.get("last_spacing"):
+            spacing = tuple(kind.generator["last_spacing"])
+        image, label = synthetic_case(int(kind.generator["seed"]) * 1000 + i, shape=shape, spacing=spacing)
+        origin = np.random.RandomState(i).uniform(-50, 50, 3).tolist()
+        for array, path in ((image, f"imagesTr/case_{i:03d}_0000{_SOURCE_SUFFIX}"),
+                            (label, f"labelsTr/case_{i:03d}{_SOURCE_SUFFIX}")):
+            itk = sitk.GetImageFromArray(array)
+            itk.SetSpacing(spacing[::-1])
+            itk.SetOrigin(origin)
+            sitk.WriteImage(itk, str(partial / path), True)
+    (partial / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1, "lesion": 2},
+        "numTraining": int(kind.generator["cases"]), "file_ending": _SOURCE_SUFFIX}, indent=4))
+    try:
+        partial.rename(folder)
+    except OSError:  # written by someone else meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
 def _source_cases(kind: Kind) -> list[str]:
-    labels = sorted((SHARED_DATA / kind.source / "labelsTr").iterdir())
+    labels = sorted((_source_folder(kind) / "labelsTr").iterdir())
     return [p.name[: -len(_SOURCE_SUFFIX)] for p in labels]
 
 
@@ -172,7 +231,7 @@ def _crop_index(spec: Kind, case: str) -> tuple[list[int], list[int]]:
     import numpy as np
     import SimpleITK as sitk
 
-    label = sitk.ReadImage(str(SHARED_DATA / spec.source / "labelsTr" / f"{case}{_SOURCE_SUFFIX}"))
+    label = sitk.ReadImage(str(_source_folder(spec) / "labelsTr" / f"{case}{_SOURCE_SUFFIX}"))
     array = sitk.GetArrayViewFromImage(label)  # z, y, x
     foreground = np.argwhere(array > 0)
     centre = (foreground.min(0) + foreground.max(0)) // 2 if len(foreground) else np.array(array.shape) // 2
@@ -186,7 +245,7 @@ def _crop_index(spec: Kind, case: str) -> tuple[list[int], list[int]]:
 def _place_case(spec: Kind, case: str, num_channels: int, images: Path, labels: Path | None,
                 copy: bool = False) -> None:
     """Put ``case``'s images (and label) into the folders: symlinks, copies, or cropped copies."""
-    source = SHARED_DATA / spec.source
+    source = _source_folder(spec)
     files = [(source / "imagesTr" / f"{case}_{c:04d}{_SOURCE_SUFFIX}", images / f"{case}_{c:04d}{_SOURCE_SUFFIX}")
              for c in range(num_channels)]
     if labels is not None:
@@ -207,7 +266,7 @@ def _place_case(spec: Kind, case: str, num_channels: int, images: Path, labels: 
 
 
 def _source_dataset_json(kind: Kind) -> dict:
-    return json.loads((SHARED_DATA / kind.source / "dataset.json").read_text())
+    return json.loads((_source_folder(kind) / "dataset.json").read_text())
 
 
 def make_raw_dataset(workspace: Workspace, kind: str) -> Path:
@@ -282,7 +341,10 @@ for configuration, folds in job["folds"].items():
         trainer.num_iterations_per_epoch = job["iterations"][configuration]
         trainer.num_val_iterations_per_epoch = 1
         trainer.run_training()
-        if job["validation"]:
+        if configuration in job["validation"]:
+            if not job["validation_tta"]:
+                # after run_training: checkpoint_final.pth keeps the trainer's mirroring axes
+                trainer.inference_allowed_mirroring_axes = None
             trainer.perform_actual_validation(False)
         timings[f"{configuration}/fold_{fold}"] = time.time() - start
         del trainer
@@ -304,7 +366,10 @@ for path in job["checkpoints"]:
 
 def _plan_and_preprocess(workspace: Workspace, spec: Kind, configurations: Sequence[str], planner: str,
                          timeout: float) -> None:
-    args = ["-d", str(spec.dataset_id), "-c", *configurations, "-np", "2", "-npfp", "2", "--verify_dataset_integrity"]
+    # 3d_cascade_fullres uses 3d_fullres' preprocessed data
+    configurations = list(dict.fromkeys("3d_fullres" if c == "3d_cascade_fullres" else c for c in configurations))
+    args = ["-d", str(spec.dataset_id), "-c", *configurations, "-np", "2", "-npfp", "2", "--verify_dataset_integrity",
+            *spec.plan_args]
     if planner != "ExperimentPlanner":
         args += ["-pl", planner]
     _run([str(BIN / "nnUNetv2_plan_and_preprocess"), *args], nnunet_subprocess_env(workspace),
@@ -342,8 +407,10 @@ def build_nnunet_model(
     seed: int = 0,
     logit_scale: float = 1.0,
     patch_size: Mapping[str, Sequence[int]] | None = None,
-    validation: bool = False,
+    validation: bool | Sequence[str] = False,
     train_batch_size_cap: Mapping[str, int] | None = None,
+    train_folds: Mapping[str, Sequence[int | str]] | None = None,
+    validation_tta: bool = True,
     timeout: float = 1200,
 ) -> dict:
     """Build an nnU-Net v2 model for ``kind`` ("hippocampus", "regions", "brats") in ``workspace``.
@@ -354,7 +421,13 @@ def build_nnunet_model(
     ``logit_scale``: multiply the segmentation heads (``decoder.seg_layers.*``) in the saved checkpoints
     (1.0: untouched, exactly what the trainer wrote). ``patch_size``: per configuration patch size
     written into the preprocessed plans before training (default: the kind's; ``{}``: nnU-Net's plan).
-    ``validation``: also run the trainer's final validation (``fold_K/validation/``).
+    ``validation``: also run the trainer's final validation (``fold_K/validation/``); True: for every
+    configuration, or a list of configurations (a 3d_lowres validation also writes
+    ``predicted_next_stage/3d_cascade_fullres``, what 3d_cascade_fullres trains on).
+    ``train_folds``: {configuration: folds} trained instead of ``folds`` for these configurations (e.g.
+    {"3d_lowres": ["all"]} so that the lowres validation predicts every case for the cascade).
+    Configurations are trained in the given order. ``validation_tta=False``: the validation predicts
+    without mirroring (8x quicker on the CPU; the checkpoints still hold the trainer's mirroring axes).
     ``train_batch_size_cap``: {"2d": n, "3d": n}, the most samples per training batch (default
     ``TRAIN_BATCH_SIZE_CAP``; ResEnc plans ask for 6 3d / 230 2d Hippocampus patches); the plans keep
     nnU-Net's batch size.
@@ -384,9 +457,11 @@ def build_nnunet_model(
         per_config = {c: iterations for c in configurations}
     else:
         per_config = {c: (iterations or {}).get(c, spec.iterations.get(c, DEFAULT_ITERATIONS)) for c in configurations}
+    folds_per_config = {c: list((train_folds or {}).get(c, folds)) for c in configurations}
+    validated = list(configurations) if validation is True else list(validation or [])
     job = {
         "dataset": str(spec.dataset_id), "plans": plans_identifier, "trainer": TRAINER, "seed": seed,
-        "folds": {c: folds for c in configurations}, "iterations": per_config, "validation": validation,
+        "folds": folds_per_config, "iterations": per_config, "validation": validated, "validation_tta": validation_tta,
         "batch_size_cap": dict(TRAIN_BATCH_SIZE_CAP if train_batch_size_cap is None else train_batch_size_cap),
         "threads": max(1, min(4, os.cpu_count() or 1)),
     }
@@ -397,14 +472,14 @@ def build_nnunet_model(
     match = re.search(r"^TIMINGS(.*)$", result.stdout, flags=re.M)
     timings["train_per_fold"] = json.loads(match.group(1)) if match else {}
 
-    info = _describe(workspace, kind, configurations, folds, planner)
+    info = _describe(workspace, kind, configurations, folds, planner, train_folds)
     if logit_scale != 1.0:
-        checkpoints = [str(p) for c in configurations for f in folds
+        checkpoints = [str(p) for c in configurations for f in folds_per_config[c]
                        for p in (info["model_folders"][c] / f"fold_{f}").glob("checkpoint_*.pth")]
         _run([sys.executable, "-c", _SCALE_SNIPPET, json.dumps({"checkpoints": checkpoints, "scale": logit_scale})],
              nnunet_subprocess_env(workspace), "scaling the segmentation heads", timeout)
     for configuration in configurations:
-        for fold in folds:
+        for fold in folds_per_config[configuration]:
             checkpoint = info["checkpoints"][configuration][fold]
             if not checkpoint.is_file():
                 raise RuntimeError(f"nnU-Net did not write {checkpoint}:\n{result.stdout[-3000:]}")
@@ -418,7 +493,7 @@ def build_nnunet_model(
 
 
 def _describe(workspace: Workspace, kind: str, configurations: Sequence[str], folds: Sequence[int | str],
-              planner: str) -> dict:
+              planner: str, train_folds: Mapping[str, Sequence[int | str]] | None = None) -> dict:
     """The dict ``build_nnunet_model`` returns.
 
     kind, planner, workspace (Workspace), dataset_id (int), dataset_name ("Dataset901_..."),
@@ -447,8 +522,8 @@ def _describe(workspace: Workspace, kind: str, configurations: Sequence[str], fo
         "configurations": list(configurations),
         "folds": list(folds),
         "model_folders": model_folders,
-        "checkpoints": {c: {f: model_folders[c] / f"fold_{f}" / "checkpoint_final.pth" for f in folds}
-                        for c in configurations},
+        "checkpoints": {c: {f: model_folders[c] / f"fold_{f}" / "checkpoint_final.pth"
+                            for f in (train_folds or {}).get(c, folds)} for c in configurations},
         "raw_dataset": workspace.raw / spec.dataset_name,
         "preprocessed_dataset": workspace.preprocessed / spec.dataset_name,
         "training_cases": training,
@@ -550,7 +625,7 @@ class NnUNetModelFactory:
         info_file = workspace.results / KINDS[kind].dataset_name / "oracle_build_info.json"
         if self.persistent and info_file.is_file():
             stored = json.loads(info_file.read_text())
-            info = _describe(workspace, kind, list(configurations), list(folds), planner)
+            info = _describe(workspace, kind, list(configurations), list(folds), planner, options.get("train_folds"))
             info.update({k: stored[k] for k in ("timings", "iterations", "seed", "logit_scale") if k in stored})
         else:
             if folder.exists():
