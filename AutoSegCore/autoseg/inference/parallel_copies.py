@@ -39,6 +39,9 @@ class ParallelCopies:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
+    def __del__(self) -> None:  # a Predictor dropped in a long-lived process (Slicer) frees its threads
+        self._pool.shutdown(wait=False)
+
 
 def plan_parallel_copies(cores: int, num_copies: int, activation_bytes: int) -> ParallelCopies | None:
     """A pool when there are several cores and copies and the extra activations fit into a quarter of the
