@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 
@@ -95,6 +94,6 @@ def test_continue_prediction_skips_finished_cases(model, inputs, tmp_path, capsy
     out = tmp_path / "out"
     assert _predict(folder, inputs, out, capsys)[0] == 0
     (case_file,) = out.glob("*.nii.gz")
-    marker = np.int64(case_file.stat().st_mtime_ns)
+    marker = case_file.stat().st_mtime_ns
     assert _predict(folder, inputs, out, capsys, "--continue_prediction")[0] == 0
     assert case_file.stat().st_mtime_ns == marker  # not predicted again

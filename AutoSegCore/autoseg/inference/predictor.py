@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from autoseg.inference.sliding_window import (
 )
 from autoseg.network import build_network
 from autoseg.preprocessing.preprocessor import preprocess_case
+from autoseg.utils.parallel import available_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Predictor:
         self.settings = settings or PredictionSettings()
         self.device = resolve_device(self.settings.device)
         if self.device.type == "cpu":
-            threads = self.settings.num_threads or _available_cores()
+            threads = self.settings.num_threads or available_cpus()
             torch.set_num_threads(threads)
         self.configuration = model.configuration
         self.network = build_network(
@@ -171,15 +171,15 @@ class Predictor:
         patch = tuple(int(p) for p in self.configuration.patch_size)
         padded, revert = pad_to_patch(data, patch)
         slicers = window_slicers(padded.shape[1:], patch, self.settings.step_size)
-        dtype = self._aggregation_dtype(tuple(padded.shape[1:]), results_device)
+        dtype = torch.float32 if self.settings.aggregation_dtype == "float32" else torch.float16
         logits = torch.zeros((self.model.num_output_channels, *padded.shape[1:]), dtype=dtype, device=results_device)
         weight_sum = torch.zeros(padded.shape[1:], dtype=dtype, device=results_device)
         gaussian = (gaussian_importance_map(patch, device=results_device) if self.settings.use_gaussian
                     else torch.ones(patch, dtype=torch.float16, device=results_device))
         source = padded.to(self.device)
+        map_copies = self._parallel.mapper(forward) if self._parallel is not None else None
         for slicer in slicers:
             window = source[slicer][None]
-            map_copies = self._parallel.mapper(forward) if self._parallel is not None else None
             prediction = predict_with_mirroring(forward, window, self.mirror_axes, self.batch_mirrors, map_copies)[0]
             prediction = prediction.to(results_device, torch.float32)
             prediction *= gaussian
@@ -188,13 +188,6 @@ class Predictor:
             tick()
         torch.div(logits, weight_sum, out=logits)
         return logits[revert]
-
-    def _aggregation_dtype(self, shape: tuple[int, ...], results_device: torch.device) -> torch.dtype:
-        """float16 as nnU-Net (identical results, half the memory) unless float32 was asked for; float32
-        aggregation is more exact where few windows with small Gaussian weights cover a voxel."""
-        if self.settings.aggregation_dtype == "float32":
-            return torch.float32
-        return torch.float16
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -299,13 +292,8 @@ class Predictor:
         if data.ndim != 4 or len(spacing) != 3:
             raise PredictionError(f"predict_array wants (c, z, y, x) data and 3 spacings, got {data.shape} and {spacing}.")
         properties = {"spacing": [float(s) for s in spacing]}
-        prev = None if previous_stage is None else np.asarray(previous_stage)[None] if np.ndim(previous_stage) == 3 else previous_stage
-        segmentation, probabilities, _ = self.predict_case(data, properties, prev, return_probabilities, progress)
+        previous = None if previous_stage is None else np.asarray(previous_stage)
+        if previous is not None and previous.ndim == 3:
+            previous = previous[None]
+        segmentation, probabilities, _ = self.predict_case(data, properties, previous, return_probabilities, progress)
         return segmentation, probabilities
-
-
-def _available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
