@@ -31,3 +31,7 @@ class PreprocessingError(AutoSegError):
 
 class ModelFolderError(AutoSegError):
     """A results/model folder does not have the expected layout."""
+
+
+class EvaluationError(AutoSegError):
+    """Predictions cannot be evaluated against their references (missing files, mismatched shapes)."""

@@ -20,7 +20,9 @@ COMMAND_MODULES = (
     "plan_and_preprocess",
     "verify_dataset",
     "convert_datasets",
+    "train",
     "predict",
+    "evaluate",
     "demo",
 )
 

@@ -35,7 +35,7 @@ def _spacings(plans: Plans, configuration: ConfigurationPlan, properties: dict[s
     return current, original
 
 
-def _resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[float], original: list[float],
+def resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[float], original: list[float],
                        configuration: ConfigurationPlan, num_threads: int) -> np.ndarray:
     kwargs = dict(configuration.resampling_fn_probabilities_kwargs)
     kwargs.setdefault("is_seg", False)
@@ -84,13 +84,13 @@ def _segmentation_channelwise(logits: np.ndarray, shape: Sequence[int], current:
     if dataset_json.has_regions:
         segmentation = np.zeros(tuple(shape), dtype=np.uint16)
         for channel, value in enumerate(_region_order(dataset_json)):
-            resampled = _resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
+            resampled = resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
             segmentation[resampled > 0] = value  # sigmoid(x) > 0.5  <=>  x > 0
         return segmentation
-    best = _resample_channels(logits[:1], shape, current, original, configuration, num_threads)[0].copy()
+    best = resample_channels(logits[:1], shape, current, original, configuration, num_threads)[0].copy()
     segmentation = np.zeros(tuple(shape), dtype=np.uint16)
     for channel in range(1, logits.shape[0]):
-        resampled = _resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
+        resampled = resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
         better = resampled > best  # strict: ties keep the lower label, as argmax does
         segmentation[better] = channel
         np.maximum(best, resampled, out=best)
@@ -114,7 +114,7 @@ def export_logits(
     current, original = _spacings(plans, configuration, properties)
     cropped_shape = [int(s) for s in properties["shape_after_cropping_and_before_resampling"]]
     if return_probabilities:
-        resampled = _resample_channels(array, cropped_shape, current, original, configuration, num_threads)
+        resampled = resample_channels(array, cropped_shape, current, original, configuration, num_threads)
         probabilities = probabilities_from_logits(resampled, dataset_json)
         del resampled
         segmentation = segmentation_from_probabilities(probabilities, dataset_json)

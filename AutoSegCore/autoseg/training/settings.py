@@ -27,7 +27,8 @@ class TrainingSettings:
     momentum: float = 0.99
     oversample_foreground_percent: float = 0.33
     grad_clip_norm: float = 12.0
-    save_every: int = 50
+    #: checkpoint_latest.pth every N epochs (nnU-Net: 50; AutoSeg: every epoch, so a killed run loses at most one)
+    save_every: int = 1
     deep_supervision: bool = True
     #: Mirroring: data augmentation and inference TTA (``NoMirroring``: none; ``onlyMirror01``: axes 0, 1).
     mirror_axes: tuple[int, ...] | None = (0, 1, 2)

@@ -1,0 +1,112 @@
+"""``autoseg train DATASET CONFIG FOLD [FOLD ...]`` (nnUNetv2_train, several folds in turn).
+
+nnU-Net's flags (``-tr``, ``-p``, ``-pretrained_weights``, ``-num_gpus``, ``--npz``, ``--c``, ``--val``,
+``--val_best``, ``--disable_checkpointing``, ``-device``) plus plain training options (``--epochs``,
+``--iterations_per_epoch``, ``--val_iterations``, ``--seed``) instead of trainer subclasses; nnU-Net
+trainer names such as ``nnUNetTrainer_100epochs`` are read as those options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from autoseg.cli.common import add_flag, workspace_from_environment
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a configuration's folds (nnUNetv2_train)",
+        description="Train one or more folds of a configuration on a preprocessed dataset, then predict each fold's "
+        "validation cases into fold_K/validation with a summary.json. Results go to nnUNet_results/DatasetXXX/"
+        "<trainer>__<plans>__<config>/fold_K, in nnU-Net's format (nnUNetv2_predict runs them). Progress: a bar in "
+        "the terminal, training_log_*.txt, progress.png and progress.jsonl in the fold folder.",
+    )
+    parser.add_argument("dataset", metavar="DATASET", help="dataset id or name, e.g. 4 or Dataset004_Hippocampus")
+    parser.add_argument("configuration", metavar="CONFIG", help="2d, 3d_fullres, 3d_lowres or 3d_cascade_fullres")
+    parser.add_argument("folds", nargs="+", metavar="FOLD", help="fold(s): 0-4 (or more with custom splits), or all")
+    add_flag(parser, "-tr", dest="trainer", default="nnUNetTrainer", metavar="TRAINER",
+             help="trainer name (default nnUNetTrainer); nnUNetTrainer_<N>epochs, nnUNetTrainerNoMirroring, "
+             "nnUNetTrainer_onlyMirror01 and nnUNetTrainerNoDeepSupervision are understood as settings")
+    add_flag(parser, "-p", dest="plans", default="nnUNetPlans", metavar="PLANS", help="plans identifier (default nnUNetPlans)")
+    add_flag(parser, "-pretrained_weights", default=None, metavar="CHECKPOINT",
+             help="start from these weights (a .pth of the same network topology; segmentation heads are not copied)")
+    add_flag(parser, "-num_gpus", type=int, default=1, metavar="N", help="GPUs for distributed data-parallel training (default 1)")
+    parser.add_argument("--npz", action="store_true", help="also save validation probabilities (.npz) for ensembling")
+    parser.add_argument("--c", "--continue", action="store_true", dest="resume",
+                        help="continue from the last checkpoint (final, latest, then best)")
+    parser.add_argument("--val", action="store_true", dest="validate_only",
+                        help="only run the final validation of a finished training")
+    parser.add_argument("--val_best", action="store_true",
+                        help="validate with checkpoint_best.pth instead of the final weights")
+    parser.add_argument("--disable_checkpointing", action="store_true", help="write no checkpoint files (testing)")
+    add_flag(parser, "-device", default="auto", metavar="DEVICE", help="cuda, cuda:1, cpu or mps (default: cuda if available)")
+    add_flag(parser, "--epochs", type=int, default=None, metavar="N", help="number of epochs (default 1000, or from -tr)")
+    add_flag(parser, "--iterations_per_epoch", type=int, default=None, metavar="N", help="training iterations per epoch (default 250)")
+    add_flag(parser, "--val_iterations", type=int, default=None, metavar="N", help="validation iterations per epoch (default 50)")
+    add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
+    add_flag(parser, "-precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+             help="forward-pass precision: auto (fp16 on CUDA as nnU-Net, bf16 on CPUs with native bfloat16, else fp32)")
+    add_flag(parser, "-num_workers", type=int, default=None, metavar="N",
+             help="background data-augmentation workers (default: from the device and cores; env nnUNet_n_proc_DA)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the network (default: on CUDA, unless nnUNet_compile=f)")
+    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar")
+    parser.add_argument("--verbose", action="store_true", help="print details")
+    parser.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from autoseg.errors import AutoSegError
+    from autoseg.training.settings import settings_for_trainer
+
+    settings = settings_for_trainer(args.trainer)
+    changes = {"num_epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
+               "val_iterations": args.val_iterations, "seed": args.seed}
+    for name, value in changes.items():
+        if value is not None and name != "seed" and value < (0 if name == "val_iterations" else 1):
+            raise AutoSegError(f"--{name.replace('num_', '')} must be positive, got {value}.")
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from autoseg.inference.model_folder import parse_fold
+    from autoseg.inference.predictor import resolve_device
+    from autoseg.training.job import TrainingJob
+    from autoseg.training.run_fold import train_fold
+
+    folds = [parse_fold(f) for f in args.folds]
+    settings = _settings(args)
+    device = resolve_device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                            ("cpu" if args.device == "auto" else args.device))
+    if args.num_gpus > 1:
+        from autoseg.training.distributed import check_distributed_request
+
+        check_distributed_request(args.num_gpus, device)
+    workspace = workspace_from_environment()
+    for fold in folds:
+        job = TrainingJob.from_workspace(
+            workspace, args.dataset, args.configuration, fold, args.trainer, args.plans,
+            settings=settings, device=device, precision=args.precision, num_workers=args.num_workers,
+            compile=args.compile, pretrained_weights=Path(args.pretrained_weights) if args.pretrained_weights else None,
+            save_probabilities=args.npz, disable_checkpointing=args.disable_checkpointing, progress_bar=not args.no_pbar,
+        )
+        if args.num_gpus > 1:
+            from autoseg.training.distributed import train_fold_distributed
+
+            summary = train_fold_distributed(job, args.num_gpus, args.resume, args.validate_only, args.val_best)
+        else:
+            summary = train_fold(job, args.resume, args.validate_only, args.val_best)
+        dice = summary.foreground_mean.get("Dice", float("nan"))
+        print(f"Fold {fold}: mean validation Dice {dice:.4f}  ({job.fold_folder})")
+    if len(folds) > 1:
+        logger.info("All %d folds done.", len(folds))
+    return 0
