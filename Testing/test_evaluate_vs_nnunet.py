@@ -77,7 +77,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
         _write(with_ignore, image, folders["gt_ignore"] / source.name)
     for name, labels in (("labels", HIPPOCAMPUS_LABELS), ("regions", REGION_LABELS),
                          ("ignore", {**HIPPOCAMPUS_LABELS, "ignore": 3})):
-        raw = {"channel_names": {"0": "MRI"}, "labels": labels, "numTraining": NUM_CASES, "file_ending": ".nii.gz"}
+        raw = {"channel_names": {"0": "MRI"}, "labels": labels, "numTraining": NUM_CASES,
+               "file_ending": ".nii.gz"}
         if name == "regions":
             raw["regions_class_order"] = [1, 1, 2]
         folders[f"dataset_{name}"] = root / f"dataset_{name}.json"
@@ -98,7 +99,8 @@ def _run_both(command: str, gt: Path, pred: Path, flags: list[str], out: Path) -
 def assert_same_summary(theirs, ours, where: str = "summary") -> None:
     """Same structure, keys and value kinds; numbers allclose with NaN == NaN; strings equal."""
     if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and list(ours) == list(theirs), f"{where}: keys {list(ours)} != {list(theirs)}"
+        assert isinstance(ours, dict), f"{where}: {type(ours).__name__} instead of a dict"
+        assert list(ours) == list(theirs), f"{where}: keys {list(ours)} != {list(theirs)}"
         for key in theirs:
             assert_same_summary(theirs[key], ours[key], f"{where}.{key}")
     elif isinstance(theirs, list):
@@ -121,14 +123,15 @@ def test_labels_match_nnunet(data, tmp_path):
     assert_same_summary(theirs, ours)
     assert sorted(ours["mean"]) == ["1", "2"] and len(ours["metric_per_case"]) == NUM_CASES
     dice = [case["metrics"]["2"]["Dice"] for case in ours["metric_per_case"]]
-    assert math.isnan(dice[2]) and dice[0] == 1.0 and len({round(d, 6) for d in dice if not math.isnan(d)}) >= 3
+    assert math.isnan(dice[2]) and dice[0] == 1.0
+    assert len({round(d, 6) for d in dice if not math.isnan(d)}) >= 3  # the perturbations differ
     # the file itself is byte for byte what nnU-Net writes (same paths given to both)
     assert (tmp_path / "autoseg_summary.json").read_text() == (tmp_path / "nnunet_summary.json").read_text()
 
 
 def test_regions_match_nnunet(data, tmp_path):
-    theirs, ours = _run_both("evaluate_folder", data["gt"], data["pred"],
-                             ["-djfile", str(data["dataset_regions"]), "-pfile", str(data["plans"])], tmp_path)
+    flags = ["-djfile", str(data["dataset_regions"]), "-pfile", str(data["plans"])]
+    theirs, ours = _run_both("evaluate_folder", data["gt"], data["pred"], flags, tmp_path)
     assert_same_summary(theirs, ours)
     assert sorted(ours["mean"]) == ["(1, 2)", "(2,)", "1"]
     # AutoSeg's loader reads nnU-Net's file (what find_best_configuration will do)
@@ -149,11 +152,12 @@ def test_ignore_label_matches_nnunet(data, tmp_path):
 
 
 def test_evaluate_simple_matches_nnunet(data, tmp_path):
-    theirs, ours = _run_both("evaluate_simple", data["gt_ignore"], data["pred"], ["-l", "0", "1", "2", "-il", "3"],
-                             tmp_path)
+    flags = ["-l", "0", "1", "2", "-il", "3"]
+    theirs, ours = _run_both("evaluate_simple", data["gt_ignore"], data["pred"], flags, tmp_path)
     assert_same_summary(theirs, ours)
     assert sorted(ours["mean"]) == ["0", "1", "2"]  # 0 is reported but not part of the foreground mean
-    assert ours["foreground_mean"]["Dice"] == pytest.approx((ours["mean"]["1"]["Dice"] + ours["mean"]["2"]["Dice"]) / 2)
+    foreground = (ours["mean"]["1"]["Dice"] + ours["mean"]["2"]["Dice"]) / 2
+    assert ours["foreground_mean"]["Dice"] == pytest.approx(foreground)
 
 
 def test_chill_with_missing_predictions_matches_nnunet(data, tmp_path):

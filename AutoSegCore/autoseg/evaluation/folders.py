@@ -16,7 +16,12 @@ from pathlib import Path
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, EvaluationError
 from autoseg.evaluation.metrics import LabelOrRegion, evaluated_labels_or_regions, label_or_region_names
-from autoseg.evaluation.summary import EvaluationSummary, ProgressCallback, evaluate_folder, segmentation_files
+from autoseg.evaluation.summary import (
+    EvaluationSummary,
+    ProgressCallback,
+    evaluate_folder,
+    segmentation_files,
+)
 from autoseg.imageio.base import matching_ending
 from autoseg.imageio.registry import reader_writer_for_dataset_folder, reader_writer_for_file
 
@@ -98,7 +103,9 @@ def _check_plans(plans_file: str | os.PathLike[str]) -> None:
     """The plans file must be readable JSON; AutoSeg knows only nnU-Net's default label manager."""
     path = Path(plans_file)
     if not path.is_file():
-        raise EvaluationError(f"Plans file {path} does not exist (pass the nnUNetPlans.json of the model with -pfile).")
+        raise EvaluationError(
+            f"Plans file {path} does not exist (pass the nnUNetPlans.json of the model with -pfile)."
+        )
     try:
         plans = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -107,4 +114,6 @@ def _check_plans(plans_file: str | os.PathLike[str]) -> None:
     if manager is None:
         raise EvaluationError(f"Plans file {path} does not hold a JSON object.")
     if manager != "LabelManager":
-        logger.warning("Plans ask for label manager %r; evaluating with nnU-Net's default label handling.", manager)
+        logger.warning(
+            "Plans ask for label manager %r; evaluating with nnU-Net's default label handling.", manager
+        )

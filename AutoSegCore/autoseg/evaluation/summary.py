@@ -14,7 +14,6 @@ does not (a label that is never present anywhere makes it NaN, as in nnU-Net).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import warnings
@@ -37,9 +36,7 @@ from autoseg.imageio.base import ImageReaderWriter
 from autoseg.utils.files import load_json, save_json
 from autoseg.utils.parallel import choose_num_workers, run_tasks
 
-logger = logging.getLogger(__name__)
-
-MetricValues = dict[str, float]
+MetricValues = dict[str, float | int]  # counts are ints, Dice/IoU and means floats
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -195,10 +192,8 @@ def segmentation_files(folder: str | os.PathLike[str], file_ending: str, what: s
     """Sorted names of the ``*file_ending`` files in ``folder`` (hidden/temporary files skipped)."""
     if not os.path.isdir(folder):
         raise EvaluationError(f"The {what} folder {folder} does not exist.")
-    return sorted(
-        name for name in os.listdir(folder)
-        if name.endswith(file_ending) and not name.startswith(".") and os.path.isfile(os.path.join(folder, name))
-    )
+    names = (n for n in os.listdir(folder) if n.endswith(file_ending) and not n.startswith("."))
+    return sorted(n for n in names if os.path.isfile(os.path.join(folder, n)))
 
 
 def _check_pairs(
@@ -211,14 +206,16 @@ def _check_pairs(
     orphans = [name for name in predictions if name not in references]
     if orphans:
         raise EvaluationError(
-            f"{len(orphans)} prediction(s) in {prediction_folder} have no reference file in {reference_folder}: "
-            f"{_listing(orphans)}. Every prediction needs a reference segmentation with the same file name."
+            f"{len(orphans)} prediction(s) in {prediction_folder} have no reference file in "
+            f"{reference_folder}: {_listing(orphans)}. Every prediction needs a reference segmentation "
+            "with the same file name."
         )
     missing = sorted(references - set(predictions))
     if missing and not chill:
         raise EvaluationError(
-            f"{len(missing)} reference file(s) in {reference_folder} have no prediction in {prediction_folder}: "
-            f"{_listing(missing)}. Predict them, or pass --chill to evaluate only the predictions present."
+            f"{len(missing)} reference file(s) in {reference_folder} have no prediction in "
+            f"{prediction_folder}: {_listing(missing)}. Predict them, or pass --chill to evaluate only the "
+            "predictions present."
         )
 
 

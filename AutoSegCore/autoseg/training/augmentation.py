@@ -11,6 +11,7 @@ image channels. Randomness comes from the global NumPy and torch generators.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any
 
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
@@ -38,7 +39,7 @@ Pipeline = Callable[..., dict[str, Any]]
 
 
 def _intensity_transforms(ignore_axes: tuple[int, ...] | None) -> list[BasicTransform]:
-    """Noise, blur, brightness, contrast, low resolution, inverted gamma, gamma (each with its probability)."""
+    """Noise, blur, brightness, contrast, low resolution, inverted gamma, gamma (each with a probability)."""
     return [
         RandomTransform(
             GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True),
@@ -96,14 +97,16 @@ def _label_transforms(
     ignore_label: int | None,
     training: bool,
 ) -> list[BasicTransform]:
-    """Padding label -1 to 0, cascade input (one-hot, plus its corruption in training), regions, DS targets."""
+    """Padding label -1 to 0, cascade input (one-hot, corrupted in training), regions, DS targets."""
     transforms: list[BasicTransform] = [RemoveLabelTransform(-1, 0)]
     if is_cascaded:
         if not foreground_labels:
             raise ValueError("cascade augmentation needs the foreground labels")
         labels = [int(label) for label in foreground_labels]
         transforms.append(
-            MoveSegAsOneHotToDataTransform(source_channel_idx=1, all_labels=labels, remove_channel_from_source=True)
+            MoveSegAsOneHotToDataTransform(
+                source_channel_idx=1, all_labels=labels, remove_channel_from_source=True
+            )
         )
         if training:
             transforms += _cascade_corruption(len(labels))
@@ -119,27 +122,31 @@ def _label_transforms(
 
 def _region(region: int | Sequence[int]) -> int | tuple[int, ...]:
     """A region as an int or a tuple of ints (batchgeneratorsv2 would misread a NumPy integer as a size)."""
-    if isinstance(region, Sequence):
-        return tuple(int(label) for label in region)
-    return int(region)
+    if isinstance(region, Integral):
+        return int(region)
+    return tuple(int(label) for label in region)
 
 
 def _cascade_corruption(num_labels: int) -> list[BasicTransform]:
-    """Random morphology on, and removal of connected components from, the previous stage's one-hot channels."""
+    """Random morphology on, and removal of a connected component from, the previous stage's one-hot."""
     # imported here: it needs acvl_utils, which only cascade training uses
     from batchgeneratorsv2.transforms.nnunet.remove_connected_components import (
         RemoveRandomConnectedComponentFromOneHotEncodingTransform,
     )
 
-    channels = list(range(-num_labels, 0))
+    channels = range(-num_labels, 0)  # a fresh list for each: both shuffle theirs in place on every call
     return [
         RandomTransform(
-            ApplyRandomBinaryOperatorTransform(channel_idx=channels, strel_size=(1, 8), p_per_label=0.5),
+            ApplyRandomBinaryOperatorTransform(
+                channel_idx=list(channels), strel_size=(1, 8), p_per_label=0.5
+            ),
             apply_probability=0.4,
         ),
         RandomTransform(
             RemoveRandomConnectedComponentFromOneHotEncodingTransform(
-                channel_idx=channels, fill_with_other_class_p=0, dont_do_if_covers_more_than_x_percent=0.15,
+                channel_idx=list(channels),
+                fill_with_other_class_p=0,
+                dont_do_if_covers_more_than_x_percent=0.15,
                 p_per_label=0.5,
             ),
             apply_probability=0.2,
@@ -185,7 +192,9 @@ def build_training_transforms(
         transforms.append(MirrorTransform(allowed_axes=params.mirror_axes))
     if any(use_mask_for_norm):
         masked = [i for i, use in enumerate(use_mask_for_norm) if use]
-        transforms.append(MaskImageTransform(apply_to_channels=masked, channel_idx_in_seg=0, set_outside_to=0))
+        transforms.append(
+            MaskImageTransform(apply_to_channels=masked, channel_idx_in_seg=0, set_outside_to=0)
+        )
     transforms += _label_transforms(
         deep_supervision_scales, is_cascaded, foreground_labels, regions, ignore_label, training=True
     )
@@ -201,5 +210,7 @@ def build_validation_transforms(
 ) -> Pipeline:
     """nnU-Net's validation transforms: only the label handling of the training pipeline (no augmentation)."""
     return ComposeTransforms(
-        _label_transforms(deep_supervision_scales, is_cascaded, foreground_labels, regions, ignore_label, False)
+        _label_transforms(
+            deep_supervision_scales, is_cascaded, foreground_labels, regions, ignore_label, training=False
+        )
     )

@@ -13,11 +13,11 @@ from typing import Literal
 
 import numpy as np
 
-#: a 3D patch whose longest axis exceeds ``DUMMY_2D_ANISOTROPY * patch[0]`` is rotated and scaled in-plane only
+#: a 3D patch whose longest axis exceeds ``DUMMY_2D_ANISOTROPY * patch[0]`` is augmented in-plane only
 DUMMY_2D_ANISOTROPY = 3.0
 #: scaling range of the spatial transform (synchronised across axes)
 SCALING_RANGE = (0.7, 1.4)
-#: scaling range nnU-Net uses to size the initial patch (narrower than ``SCALING_RANGE``, kept from nnU-Net v1)
+#: scaling range nnU-Net uses to size the initial patch (narrower than ``SCALING_RANGE``; kept from v1)
 INITIAL_PATCH_SCALING = (0.85, 1.25)
 #: an elongated 2D patch (max/min above this) is rotated by at most 15 degrees instead of 180
 ELONGATED_2D_PATCH = 1.5
@@ -32,7 +32,7 @@ def _degrees(value: float) -> float:
 class SpatialAugmentationParams:
     """What the spatial transform and the data loader need; ``mirror_axes`` is also the inference TTA axes."""
 
-    #: rotation range in radians, sampled independently for every rotated axis (all 3 in 3D, in-plane otherwise)
+    #: rotation range in radians, sampled independently per rotated axis (all 3 in 3D, in-plane otherwise)
     rotation: tuple[float, float]
     scaling: tuple[float, float]
     do_dummy_2d: bool
@@ -41,7 +41,7 @@ class SpatialAugmentationParams:
 
 
 def _rotation_matrix(dim: int, axis: int, angle: float) -> np.ndarray:
-    """Rotation by ``angle`` about ``axis`` (3D) or in the plane (2D), acting on row vectors from the right."""
+    """Rotation by ``angle`` about ``axis`` (3D) or in the plane (2D), applied to row vectors (v @ R)."""
     c, s = math.cos(angle), math.sin(angle)
     if dim == 2:
         return np.array([[c, -s], [s, c]])
@@ -55,7 +55,9 @@ def _rotation_matrix(dim: int, axis: int, angle: float) -> np.ndarray:
 
 
 def initial_patch_size(
-    patch_size: Sequence[int], rotation: tuple[float, float], scaling: tuple[float, float] = INITIAL_PATCH_SCALING
+    patch_size: Sequence[int],
+    rotation: tuple[float, float],
+    scaling: tuple[float, float] = INITIAL_PATCH_SCALING,
 ) -> tuple[int, ...]:
     """The patch enlarged for rotation and scaling (nnU-Net's rule).
 
@@ -80,8 +82,9 @@ def configure_spatial_augmentation(
 ) -> SpatialAugmentationParams:
     """nnU-Net's rotation / dummy-2D / mirroring / initial-patch rules for a 2D or 3D ``patch_size``.
 
-    ``mirror_axes``: ``"default"`` mirrors every axis; ``None`` disables mirroring (``nnUNetTrainerNoMirroring``);
-    a tuple restricts it (``nnUNetTrainer_onlyMirror01``: ``(0, 1)`` in 3D, ``(0,)`` in 2D).
+    ``mirror_axes``: ``"default"`` mirrors every axis; ``None`` disables mirroring
+    (``nnUNetTrainerNoMirroring``); a tuple restricts it (``nnUNetTrainer_onlyMirror01``: ``(0, 1)`` in
+    3D, ``(0,)`` in 2D). The result is also the checkpoint's ``inference_allowed_mirroring_axes``.
     """
     patch = [int(p) for p in patch_size]
     dim = len(patch)

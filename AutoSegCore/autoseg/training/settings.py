@@ -30,9 +30,19 @@ class TrainingSettings:
     #: checkpoint_latest.pth every N epochs (nnU-Net: 50; AutoSeg: every epoch, so a killed run loses at most one)
     save_every: int = 1
     deep_supervision: bool = True
-    #: Mirroring: data augmentation and inference TTA (``NoMirroring``: none; ``onlyMirror01``: axes 0, 1).
-    mirror_axes: tuple[int, ...] | None = (0, 1, 2)
+    #: Mirroring (augmentation and inference TTA): "all" axes, "none" (``NoMirroring``) or "first_two"
+    #: (``onlyMirror01``: axes 0 and 1 in 3D, axis 0 in 2D, as nnU-Net).
+    mirroring: str = "all"
     seed: int | None = None
+
+
+def mirror_axes_for(settings: TrainingSettings, dim: int) -> tuple[int, ...] | None:
+    """The mirrored axes of a ``dim``-D patch under ``settings.mirroring``."""
+    if settings.mirroring == "none":
+        return None
+    if settings.mirroring == "first_two":
+        return (0,) if dim == 2 else (0, 1)
+    return tuple(range(dim))
 
 
 _EPOCHS = re.compile(r"^nnUNetTrainer_(\d+)epochs?(?P<rest>(_NoMirroring)?)$")
@@ -45,12 +55,12 @@ def settings_for_trainer(name: str) -> TrainingSettings:
     if match:
         settings = replace(settings, num_epochs=int(match.group(1)))
         if match["rest"]:
-            settings = replace(settings, mirror_axes=None)
+            settings = replace(settings, mirroring="none")
         return settings
     known = {
         DEFAULT_TRAINER: settings,
-        "nnUNetTrainerNoMirroring": replace(settings, mirror_axes=None),
-        "nnUNetTrainer_onlyMirror01": replace(settings, mirror_axes=(0, 1)),
+        "nnUNetTrainerNoMirroring": replace(settings, mirroring="none"),
+        "nnUNetTrainer_onlyMirror01": replace(settings, mirroring="first_two"),
         "nnUNetTrainerNoDeepSupervision": replace(settings, deep_supervision=False),
     }
     if name in known:

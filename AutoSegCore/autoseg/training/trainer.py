@@ -29,6 +29,7 @@ from autoseg.training.augmentation import build_training_transforms, build_valid
 from autoseg.training.augmentation_params import configure_spatial_augmentation
 from autoseg.training.background_loader import BackgroundLoader, default_num_workers
 from autoseg.training.data_loader import TrainingBatchLoader
+from autoseg.training.debug_info import write_debug_json
 from autoseg.training.fold_split import fold_cases
 from autoseg.training.job import TrainingJob, prepare_model_folder
 from autoseg.training.losses import build_loss, deep_supervision_scales
@@ -40,6 +41,7 @@ from autoseg.training.pretrained import load_pretrained_weights
 from autoseg.training.progress_plot import plot_progress
 from autoseg.training.progress_stream import STREAM_NAME, ProgressStream, eta_seconds
 from autoseg.training.run_log import RunLog
+from autoseg.training.settings import mirror_axes_for
 from autoseg.training.schedule import build_optimizer, poly_lr, set_learning_rate
 from autoseg.training.training_log import TrainingLog, pseudo_dice
 from autoseg.preprocessing.storage import list_cases
@@ -73,10 +75,8 @@ class Trainer:
         self.best_ema: float | None = None
         self.current_epoch = 0
         self.is_2d = len(self.configuration.patch_size) == 2
-        dim = len(self.configuration.patch_size)
-        mirror = self.settings.mirror_axes
-        mirror = None if mirror is None else tuple(a for a in mirror if a < dim)
-        self.augmentation = configure_spatial_augmentation(self.configuration.patch_size, mirror or None)
+        mirror = mirror_axes_for(self.settings, len(self.configuration.patch_size))
+        self.augmentation = configure_spatial_augmentation(self.configuration.patch_size, mirror)
         self._seed_everything()
         strides = self.configuration.architecture.arch_kwargs["strides"]
         self.ds_scales = deep_supervision_scales(strides) if self.settings.deep_supervision else None
@@ -140,6 +140,14 @@ class Trainer:
         )
         workers = job.num_workers if job.num_workers is not None else default_num_workers(self.device.type)
         self.num_workers = workers
+        write_debug_json(
+            job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
+            configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
+            precision=self.precision.name, compile=self._forward is not self.network, num_workers=workers,
+            batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
+            deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
+            preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
+        )
         return BackgroundLoader(train, workers), BackgroundLoader(val, max(1, workers // 2) if workers else 0)
 
     # ------------------------------------------------------------------ checkpoints

@@ -132,4 +132,5 @@ def test_evaluated_regions_keep_file_order_and_single_value_lists_as_tuples():
     labels = {"background": 0, "whole": [1, 2, 3], "core": [2, 3], "enhancing": 3, "single": [2],
               "bg_region": [0], "ignore": 4}
     assert evaluated_labels_or_regions(labels) == [(1, 2, 3), (2, 3), 3, (2,)]
-    assert label_or_region_names(labels) == {(1, 2, 3): "whole", (2, 3): "core", 3: "enhancing", (2,): "single"}
+    names = {(1, 2, 3): "whole", (2, 3): "core", 3: "enhancing", (2,): "single"}
+    assert label_or_region_names(labels) == names

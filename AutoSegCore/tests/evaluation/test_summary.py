@@ -50,7 +50,8 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 def _evaluate(gt: Path, pred: Path, **kwargs):
     root = gt.parent
-    return evaluate_with_dataset(gt, pred, root / "dataset.json", root / "plans.json", num_processes=1, **kwargs)
+    return evaluate_with_dataset(gt, pred, root / "dataset.json", root / "plans.json", num_processes=1,
+                                 **kwargs)
 
 
 def test_summary_numbers_and_file_layout(folders):
@@ -60,7 +61,8 @@ def test_summary_numbers_and_file_layout(folders):
     a, b = summary.metric_per_case
     assert a.prediction_file == str(pred / "a.nii.gz") and a.reference_file == str(gt / "a.nii.gz")
     assert a.metrics[1]["Dice"] == 1.0 and a.metrics[2]["Dice"] == 1.0
-    assert b.metrics[1] == {"Dice": 2 / 3, "FN": 8, "FP": 0, "IoU": 0.5, "TN": 16, "TP": 8, "n_pred": 8, "n_ref": 16}
+    assert b.metrics[1] == {"Dice": 2 / 3, "FN": 8, "FP": 0, "IoU": 0.5, "TN": 16, "TP": 8,
+                            "n_pred": 8, "n_ref": 16}
     assert math.isnan(b.metrics[2]["Dice"])
     assert summary.mean[1]["Dice"] == pytest.approx((1 + 2 / 3) / 2)
     assert summary.mean[2]["Dice"] == 1.0  # the NaN case is skipped
@@ -71,7 +73,8 @@ def test_summary_numbers_and_file_layout(folders):
     raw = json.loads(text)
     assert list(raw) == ["foreground_mean", "mean", "metric_per_case"]
     assert list(raw["metric_per_case"][1]) == ["metrics", "prediction_file", "reference_file"]
-    assert list(raw["mean"]) == ["1", "2"] and '"Dice": NaN' in text and text.startswith('{\n    "foreground_mean"')
+    assert list(raw["mean"]) == ["1", "2"] and '"Dice": NaN' in text
+    assert text.startswith('{\n    "foreground_mean"')
 
 
 def test_load_summary_round_trip(folders):

@@ -13,7 +13,7 @@ from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from autoseg.errors import AutoSegError
 from autoseg.training.losses import DiceBCELoss, DiceCELoss, build_loss, deep_supervision_scales, deep_supervision_weights
 from autoseg.training.schedule import build_optimizer, poly_lr
-from autoseg.training.settings import settings_for_trainer
+from autoseg.training.settings import mirror_axes_for, settings_for_trainer
 
 pytestmark = pytest.mark.oracle
 
@@ -93,9 +93,11 @@ def test_trainer_names_map_to_settings():
     assert settings_for_trainer("nnUNetTrainer_100epochs").num_epochs == 100
     assert settings_for_trainer("nnUNetTrainer_1epoch").num_epochs == 1
     no_mirror = settings_for_trainer("nnUNetTrainer_250epochs_NoMirroring")
-    assert no_mirror.num_epochs == 250 and no_mirror.mirror_axes is None
-    assert settings_for_trainer("nnUNetTrainerNoMirroring").mirror_axes is None
-    assert settings_for_trainer("nnUNetTrainer_onlyMirror01").mirror_axes == (0, 1)
+    assert no_mirror.num_epochs == 250 and mirror_axes_for(no_mirror, 3) is None
+    assert mirror_axes_for(settings_for_trainer("nnUNetTrainerNoMirroring"), 2) is None
+    only01 = settings_for_trainer("nnUNetTrainer_onlyMirror01")
+    assert mirror_axes_for(only01, 3) == (0, 1) and mirror_axes_for(only01, 2) == (0,)
+    assert mirror_axes_for(settings_for_trainer("nnUNetTrainer"), 2) == (0, 1)
     assert settings_for_trainer("nnUNetTrainerNoDeepSupervision").deep_supervision is False
     with pytest.raises(AutoSegError, match="Unknown trainer 'MyTrainer'.*--epochs"):
         settings_for_trainer("MyTrainer")
