@@ -224,3 +224,20 @@ def test_unknown_dataset_and_existing_training(trained, workspace):
     result = autoseg(workspace, "train", DATASET, "3d_fullres", "0", *TINY, check=False)
     assert result.returncode == 1 and "already holds a training" in result.stderr and "--c" in result.stderr
     assert (trained / "fold_0" / "checkpoint_final.pth").stat().st_mtime_ns == before  # nothing overwritten
+
+
+def test_distributed_training_with_two_processes(workspace):
+    """-num_gpus 2 on the CPU (Gloo): the global batch is split, rank 0 writes the one fold folder."""
+    trainer = "nnUNetTrainer_2epochs"
+    result = autoseg(workspace, "train", DATASET, "3d_fullres", "3", "-tr", trainer, "-num_gpus", "2",
+                     "--iterations_per_epoch", "2", "--val_iterations", "1", "--seed", "0", "--no_pbar", "-device", "cpu")
+    assert "mean validation Dice" in result.stdout
+    fold = model_folder(workspace, trainer=trainer) / "fold_3"
+    debug = json.loads((fold / "debug.json").read_text())
+    assert debug["world_size"] == 2 and debug["batch_size_per_rank"] * 2 >= debug["batch_size"]
+    checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
+    assert checkpoint["current_epoch"] == 2 and not any(k.startswith("module.") for k in checkpoint["network_weights"])
+    assert len(list(fold.glob("training_log_*.txt"))) == 1
+    splits = json.loads((workspace.preprocessed / KINDS["hippocampus"].dataset_name / "splits_final.json").read_text())
+    summary = json.loads((fold / "validation" / "summary.json").read_text())
+    assert len(summary["metric_per_case"]) == len(splits[3]["val"])  # both ranks' cases evaluated

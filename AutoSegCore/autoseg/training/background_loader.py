@@ -118,18 +118,25 @@ class BackgroundLoader(Iterator[Batch]):
                 break
             except queue.Empty:
                 if not self._workers[w].is_alive():
-                    code = self._workers[w].exitcode
-                    self.close()
-                    raise AutoSegError(
-                        f"Data loading worker {w} stopped unexpectedly (exit code {code}); the operating system may "
-                        f"have killed it for lack of memory. Use fewer workers ({WORKERS_VARIABLE}) or free RAM."
-                    ) from None
+                    self._worker_died(w, None)
+            except (OSError, EOFError) as e:  # a batch whose worker died before handing over its tensors
+                self._worker_died(w, e)
         if kind == "error":
             self.close()
             raise AutoSegError(f"Data loading worker {w} failed while building batch {index}:\n{payload}")
         if index != self._next:
             raise RuntimeError(f"worker {w} delivered batch {index}, expected {self._next}")
         return payload
+
+    def _worker_died(self, w: int, error: BaseException | None) -> None:
+        self._workers[w].join(timeout=1)
+        code = self._workers[w].exitcode
+        self.close()
+        detail = f" ({type(error).__name__}: {error})" if error is not None else ""
+        raise AutoSegError(
+            f"Data loading worker {w} stopped unexpectedly (exit code {code}){detail}; the operating system may have "
+            f"killed it for lack of memory. Use fewer workers ({WORKERS_VARIABLE}) or free RAM."
+        ) from None
 
     def close(self) -> None:
         """Stop the workers and wait for them (idempotent)."""
@@ -159,13 +166,24 @@ def _worker_main(payload: bytes, worker: int, num_workers: int, start: int, out:
     try:
         loader: TrainingBatchLoader = pickle.loads(payload)
         while not stop.is_set():
-            item = ("batch", index, loader.batch(index))
+            batch = loader.batch(index)
+            if os.environ.get("AUTOSEG_PIPE"):
+                batch = {k: _as_numpy(v) for k, v in batch.items()}
+            item = ("batch", index, batch)
             if not _put(out, item, stop, parent):
                 return
             index += num_workers
     except BaseException as e:  # noqa: BLE001 - everything is reported to the main process
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         _put(out, ("error", index, text), stop, parent)
+
+
+def _as_numpy(v):
+    if isinstance(v, torch.Tensor):
+        return v.numpy()
+    if isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+        return [t.numpy() for t in v]
+    return v
 
 
 def _put(out: Any, item: tuple, stop: Any, parent: Any) -> bool:

@@ -32,6 +32,7 @@ from autoseg.inference.model_folder import FoldWeights, ModelFolder
 from autoseg.inference.predict_folder import outputs_exist, save_probabilities
 from autoseg.inference.predictor import PredictionSettings, Predictor
 from autoseg.preprocessing import storage
+from autoseg.training.distributed import Ranks
 from autoseg.training.fold_split import fold_cases
 from autoseg.training.job import TrainingJob
 from autoseg.training.preprocessed_dataset import PreprocessedDataset
@@ -49,12 +50,17 @@ def validate_fold(
     mirror_axes: tuple[int, ...] | None,
     progress: CaseProgress | None = None,
     continue_: bool = False,
-) -> EvaluationSummary:
-    """Predict and evaluate the fold's validation cases; returns the summary (also in ``summary.json``)."""
+    ranks: Ranks = Ranks(),
+) -> EvaluationSummary | None:
+    """Predict and evaluate the fold's validation cases; returns the summary (also in ``summary.json``).
+
+    Under DDP every rank predicts its share of the cases and rank 0 evaluates (other ranks return None).
+    """
     output = job.fold_folder / "validation"
     output.mkdir(parents=True, exist_ok=True)
     identifiers = storage.list_cases(job.data_folder)
     _, val_ids = fold_cases(job.preprocessed_dataset, identifiers, job.fold)
+    val_ids = val_ids[ranks.rank::ranks.world_size]
     model = ModelFolder(
         path=job.model_folder, plans=job.plans, dataset_json=job.dataset_json,
         folds=[FoldWeights(job.fold, clean_state_dict(network_weights), job.trainer_name, job.configuration_name,
@@ -84,6 +90,12 @@ def validate_fold(
             _save_for_next_stage(job, stage, identifier, logits.float().numpy())
     if progress:
         progress(len(val_ids), len(val_ids), "")
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+    if not ranks.is_main:
+        return None
     summary, _ = evaluate_with_dataset(
         job.preprocessed_dataset / "gt_segmentations", output, job.model_folder / "dataset.json",
         job.model_folder / "plans.json", output_file=output / "summary.json", chill=True,

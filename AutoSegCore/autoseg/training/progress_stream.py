@@ -21,12 +21,16 @@ STREAM_NAME = "progress.jsonl"
 class ProgressStream:
     """Appends events to a JSON-lines file; NaN/inf become null so every line is valid JSON."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, enabled: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled  # False on DDP ranks other than 0
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(self, event_type: str, **values: Any) -> dict[str, Any]:
         event = {"type": event_type, "time": time.time(), **{k: _clean(v) for k, v in values.items()}}
+        if not self.enabled:
+            return event
         with self.path.open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(event, allow_nan=False) + "\n")
             stream.flush()

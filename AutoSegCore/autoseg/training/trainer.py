@@ -30,6 +30,7 @@ from autoseg.training.augmentation_params import configure_spatial_augmentation
 from autoseg.training.background_loader import BackgroundLoader, default_num_workers
 from autoseg.training.data_loader import TrainingBatchLoader
 from autoseg.training.debug_info import write_debug_json
+from autoseg.training.distributed import Ranks, all_reduce_sum, gather_with_grad, split_batch
 from autoseg.training.fold_split import fold_cases
 from autoseg.training.job import TrainingJob, prepare_model_folder
 from autoseg.training.losses import build_loss, deep_supervision_scales
@@ -63,14 +64,15 @@ class TrainingInterrupted(AutoSegError):
 class Trainer:
     """Trains ``job`` (one configuration, one fold). Call :meth:`run`."""
 
-    def __init__(self, job: TrainingJob, log: RunLog | None = None) -> None:
+    def __init__(self, job: TrainingJob, log: RunLog | None = None, ranks: Ranks = Ranks()) -> None:
         self.job = job
+        self.ranks = ranks
         self.settings = job.settings
         self.configuration = job.configuration
         self.device = torch.device(job.device)
         self.precision = choose_precision(self.device, job.precision)
-        self.log = log or RunLog(job.fold_folder)
-        self.stream = ProgressStream(job.fold_folder / STREAM_NAME)
+        self.log = log or RunLog(job.fold_folder, enabled=ranks.is_main)
+        self.stream = ProgressStream(job.fold_folder / STREAM_NAME, enabled=ranks.is_main)
         self.training_log = TrainingLog()
         self.best_ema: float | None = None
         self.current_epoch = 0
@@ -86,15 +88,24 @@ class Trainer:
                                          self.settings.weight_decay, self.settings.momentum)
         self.grad_scaler = torch.amp.GradScaler("cuda") if self.precision.needs_grad_scaler else None
         dataset_json = job.dataset_json
-        self.loss = build_loss(dataset_json.has_regions, self.configuration.batch_dice, dataset_json.ignore_label,
-                               len(self.ds_scales) if self.ds_scales else None)
         self._forward = self._choose_forward()
+        compiled = self._forward is not self.network
+        if ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self._forward = DistributedDataParallel(self._forward, device_ids=device_ids)
+        gather = gather_with_grad if ranks.distributed and self.configuration.batch_dice else None
+        self.loss = build_loss(dataset_json.has_regions, self.configuration.batch_dice, dataset_json.ignore_label,
+                               len(self.ds_scales) if self.ds_scales else None, gather=gather,
+                               ddp_without_compile=ranks.distributed and not compiled)
 
     # ------------------------------------------------------------------ set-up
     def _seed_everything(self) -> None:
         seed = self.settings.seed
         if seed is None:
             return
+        seed += 7919 * self.ranks.rank
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
 
@@ -128,26 +139,30 @@ class Trainer:
         val_transforms = build_validation_transforms(self.ds_scales, cascade, dataset_json.foreground_labels, regions,
                                                      dataset_json.ignore_label)
         seed = self.settings.seed
+        seed = None if seed is None else seed + 1000 * self.current_epoch + 7919 * self.ranks.rank
+        batch_size, oversample = split_batch(config.batch_size, self.settings.oversample_foreground_percent, self.ranks)
         train = TrainingBatchLoader(
-            PreprocessedDataset(job.data_folder, train_ids, job.previous_stage_folder), config.batch_size,
-            config.patch_size, self.augmentation.initial_patch_size, self.settings.oversample_foreground_percent,
-            labels, train_transforms, seed=None if seed is None else seed + 1000 * self.current_epoch,
+            PreprocessedDataset(job.data_folder, train_ids, job.previous_stage_folder), batch_size,
+            config.patch_size, self.augmentation.initial_patch_size, oversample,
+            labels, train_transforms, seed=seed,
         )
         val = TrainingBatchLoader(
-            PreprocessedDataset(job.data_folder, val_ids, job.previous_stage_folder), config.batch_size,
-            config.patch_size, None, self.settings.oversample_foreground_percent, labels, val_transforms,
-            seed=None if seed is None else seed + 1000 * self.current_epoch + 1,
+            PreprocessedDataset(job.data_folder, val_ids, job.previous_stage_folder), batch_size,
+            config.patch_size, None, oversample, labels, val_transforms,
+            seed=None if seed is None else seed + 1,
         )
         workers = job.num_workers if job.num_workers is not None else default_num_workers(self.device.type)
         self.num_workers = workers
-        write_debug_json(
-            job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
-            configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
-            precision=self.precision.name, compile=self._forward is not self.network, num_workers=workers,
-            batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
-            deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
-            preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
-        )
+        if self.ranks.is_main:
+            write_debug_json(
+                job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
+                configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
+                precision=self.precision.name, compile=self._forward is not self.network, num_workers=workers,
+                batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
+                deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
+                preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
+                world_size=self.ranks.world_size, batch_size_per_rank=batch_size,
+            )
         return BackgroundLoader(train, workers), BackgroundLoader(val, max(1, workers // 2) if workers else 0)
 
     # ------------------------------------------------------------------ checkpoints
@@ -160,7 +175,7 @@ class Trainer:
         )
 
     def save(self, name: str) -> None:
-        if self.job.disable_checkpointing:
+        if self.job.disable_checkpointing or not self.ranks.is_main:
             return
         checkpoints.save_checkpoint(self.checkpoint(), self.job.fold_folder / name)
 
@@ -255,7 +270,8 @@ class Trainer:
     def run(self, resume: bool = False) -> None:
         """Train from scratch (or from ``-pretrained_weights``), or continue with ``resume``."""
         job = self.job
-        prepare_model_folder(job)
+        if self.ranks.is_main:
+            prepare_model_folder(job)
         if resume:
             path = self.resume_checkpoint()
             self.load(path)
@@ -271,7 +287,7 @@ class Trainer:
                 load_pretrained_weights(self.network, job.pretrained_weights)
                 self.log(f"Initialised from pretrained weights {job.pretrained_weights} (segmentation heads excluded).")
         if self.device.type == "cpu":
-            torch.set_num_threads(max(1, available_cpus()))
+            torch.set_num_threads(max(1, available_cpus() // self.ranks.world_size))
         self._log_start()
         if self.current_epoch >= self.settings.num_epochs:
             return
@@ -291,7 +307,7 @@ class Trainer:
             raise
         self.save(CHECKPOINT_FINAL)
         latest = job.fold_folder / CHECKPOINT_LATEST
-        if latest.is_file() and not job.disable_checkpointing:
+        if latest.is_file() and not job.disable_checkpointing and self.ranks.is_main:
             latest.unlink()
         self.log("Training done.")
 
@@ -323,7 +339,7 @@ class Trainer:
                     self.stream.emit("iteration", epoch=epoch, iteration=iteration + 1,
                                      iterations_per_epoch=s.iterations_per_epoch, loss=losses[-1])
                     last_event = now
-        train_loss = float(np.mean(losses))
+        train_loss = self._mean_over_ranks(float(np.mean(losses)))
         self.training_log.train_losses.append(train_loss)
 
         self.network.eval()
@@ -332,12 +348,19 @@ class Trainer:
             loss, batch_tp, batch_fp, batch_fn = self.validation_step(next(val_batches))
             val_losses.append(loss)
             tp, fp, fn = tp + batch_tp.numpy(), fp + batch_fp.numpy(), fn + batch_fn.numpy()
-        val_loss = float(np.mean(val_losses)) if val_losses else float("nan")
+        if self.ranks.distributed and s.val_iterations:
+            tp, fp, fn = (all_reduce_sum(torch.as_tensor(a, dtype=torch.float64)).numpy() for a in (tp, fp, fn))
+        val_loss = self._mean_over_ranks(float(np.mean(val_losses))) if val_losses else float("nan")
         self.training_log.val_losses.append(val_loss)
         dice = pseudo_dice(tp, fp, fn) if s.val_iterations else [float("nan")] * self._num_evaluated_classes()
         ema = self.training_log.log_validation(dice)
         self.training_log.epoch_end_timestamps.append(time.time())
         self._end_epoch(train_loss, val_loss, dice, ema, lr)
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if not self.ranks.distributed:
+            return value
+        return float(all_reduce_sum(torch.tensor([value], dtype=torch.float64))[0]) / self.ranks.world_size
 
     def _num_evaluated_classes(self) -> int:
         dataset_json = self.job.dataset_json
