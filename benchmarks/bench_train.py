@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--val_iterations", type=int, default=10, help="pseudo-Dice batches per epoch")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--root", default=None, help="working folder (default: a new temporary folder)")
+    parser.add_argument("--prepare_only", action="store_true", help="only plan and preprocess (cached in --root)")
     parser.add_argument("--autoseg_args", default="", help="extra arguments for autoseg train, e.g. '-precision fp32'")
     args = parser.parse_args()
 
@@ -90,6 +91,8 @@ def main() -> None:
         run([str(BIN / "autoseg"), "plan_and_preprocess", "-d", DATASET_ID, "-c", "3d_fullres", "-np", "2"], env_a)
     shutil.copy(preprocessed_n / "nnUNetPlans.json", preprocessed_a / "nnUNetPlans.json")  # the very same plan
     plans = json.loads((preprocessed_n / "nnUNetPlans.json").read_text())["configurations"]["3d_fullres"]
+    if args.prepare_only:
+        return
 
     results = {}
     for tool, space in spaces.items():

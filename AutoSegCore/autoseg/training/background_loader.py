@@ -12,7 +12,6 @@ they exit by themselves when the main process dies.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import pickle
@@ -22,6 +21,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Iterator
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import torch
@@ -30,11 +30,13 @@ from autoseg.errors import AutoSegError
 from autoseg.training.data_loader import Batch, TrainingBatchLoader
 from autoseg.utils.parallel import available_cpus
 
-logger = logging.getLogger(__name__)
-
 #: nnU-Net's environment variable for the number of data augmentation workers.
 WORKERS_VARIABLE = "nnUNet_n_proc_DA"
 _POLL_S = 0.2
+SHARED_MEMORY_HINT = (
+    "\nBatches travel between processes through shared memory (/dev/shm), which is full. In Docker, start the "
+    f"container with --shm-size=8g or --ipc=host; otherwise use fewer workers ({WORKERS_VARIABLE})."
+)
 
 
 def default_num_workers(device_type: str, environ: dict[str, str] | None = None) -> int:
@@ -69,7 +71,9 @@ class BackgroundLoader(Iterator[Batch]):
     memory, ready for asynchronous copies to the GPU.
     """
 
-    def __init__(self, loader: TrainingBatchLoader, num_workers: int, prefetch: int = 2, pin_memory: bool = False) -> None:
+    def __init__(
+        self, loader: TrainingBatchLoader, num_workers: int, prefetch: int = 2, pin_memory: bool = False
+    ) -> None:
         self.loader = loader
         self.num_workers = max(0, int(num_workers))
         self.pin_memory = pin_memory and torch.cuda.is_available()
@@ -89,14 +93,14 @@ class BackgroundLoader(Iterator[Batch]):
             ) from e
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._queues, self._stop)
         for w in range(self.num_workers):
             q = context.Queue(maxsize=max(1, int(prefetch)))
+            self._queues.append(q)
             args = (payload, w, self.num_workers, self._next, q, self._stop)
             process = context.Process(target=_worker_main, args=args, name=f"autoseg-loader-{w}", daemon=True)
             process.start()
             self._workers.append(process)
-            self._queues.append(q)
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._queues, self._stop)
 
     def __iter__(self) -> BackgroundLoader:
         return self
@@ -108,13 +112,14 @@ class BackgroundLoader(Iterator[Batch]):
             batch = self.loader.next_batch()
         else:
             batch = self._receive(self._next % self.num_workers)
+            self.loader.batches_generated = self._next + 1
         self._next += 1
         return _pinned(batch) if self.pin_memory else batch
 
     def _receive(self, w: int) -> Batch:
         while True:
             try:
-                kind, index, payload = self._queues[w].get(timeout=_POLL_S)
+                kind, index, payload = pickle.loads(self._queues[w].get(timeout=_POLL_S))
                 break
             except queue.Empty:
                 if not self._workers[w].is_alive():
@@ -123,7 +128,11 @@ class BackgroundLoader(Iterator[Batch]):
                 self._worker_died(w, e)
         if kind == "error":
             self.close()
-            raise AutoSegError(f"Data loading worker {w} failed while building batch {index}:\n{payload}")
+            summary = payload.strip().splitlines()[-1] if payload.strip() else "unknown error"
+            raise AutoSegError(
+                f"Data loading worker {w} failed while building batch {index}: {summary}\n\n"
+                f"Worker traceback:\n{payload}"
+            )
         if index != self._next:
             raise RuntimeError(f"worker {w} delivered batch {index}, expected {self._next}")
         return payload
@@ -166,27 +175,20 @@ def _worker_main(payload: bytes, worker: int, num_workers: int, start: int, out:
     try:
         loader: TrainingBatchLoader = pickle.loads(payload)
         while not stop.is_set():
-            batch = loader.batch(index)
-            if os.environ.get("AUTOSEG_PIPE"):
-                batch = {k: _as_numpy(v) for k, v in batch.items()}
-            item = ("batch", index, batch)
+            # Pickled here rather than in the queue's feeder thread, so that a failure (such as a full
+            # /dev/shm while tensors move to shared memory) is reported instead of silently dropped.
+            item = bytes(ForkingPickler.dumps(("batch", index, loader.batch(index))))
             if not _put(out, item, stop, parent):
                 return
             index += num_workers
     except BaseException as e:  # noqa: BLE001 - everything is reported to the main process
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        _put(out, ("error", index, text), stop, parent)
+        if "No space left on device" in text:
+            text += SHARED_MEMORY_HINT
+        _put(out, pickle.dumps(("error", index, text)), stop, parent)
 
 
-def _as_numpy(v):
-    if isinstance(v, torch.Tensor):
-        return v.numpy()
-    if isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
-        return [t.numpy() for t in v]
-    return v
-
-
-def _put(out: Any, item: tuple, stop: Any, parent: Any) -> bool:
+def _put(out: Any, item: bytes, stop: Any, parent: Any) -> bool:
     while not stop.is_set():
         if parent is not None and not parent.is_alive():
             return False

@@ -38,7 +38,10 @@ class TrainingBatchLoader:
     and ``transforms(image=..., segmentation=...)`` must return the final-size ``"image"`` and
     ``"segmentation"`` (a tensor, or a list of tensors for deep supervision); without transforms it
     crops ``patch_size``. The last ``round(batch_size * oversample_foreground_percent)`` samples of
-    every batch contain foreground.
+    every batch contain foreground; ``labels`` (``SamplingLabels.from_dataset_json``) matters for
+    datasets with an ignore label, whose unforced patches are centred on annotated voxels.
+    Batches are ``{"data": (b, c, *patch) float32, "target": (b, 1 [+1 cascade], *patch) int16
+    (-1 outside the case) or what the transforms return, "keys": case identifiers}``.
     """
 
     def __init__(
@@ -56,7 +59,7 @@ class TrainingBatchLoader:
             raise ValueError(f"patch_size must have 2 or 3 entries, got {list(patch_size)}")
         initial = patch_size if initial_patch_size is None or transforms is None else initial_patch_size
         if len(initial) != len(patch_size) or any(i < p for i, p in zip(initial, patch_size)):
-            raise ValueError(f"initial_patch_size {list(initial)} must cover patch_size {list(patch_size)} axis by axis")
+            raise ValueError(f"initial_patch_size {list(initial)} must cover patch_size {list(patch_size)} on every axis")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.patch_size = tuple(int(p) for p in patch_size)
@@ -67,7 +70,7 @@ class TrainingBatchLoader:
         self.labels = labels if labels is not None else SamplingLabels(())
         self.transforms = transforms
         self.seed = seed
-        self._entropy = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        self._entropy = int(seed) % 2**64 if seed is not None else int(np.random.SeedSequence().entropy % 2**64)
         self.batches_generated = 0
 
     def __iter__(self) -> TrainingBatchLoader:
@@ -116,7 +119,9 @@ class TrainingBatchLoader:
                     seg_all[j] = seg
         return {"data": data_all, "target": seg_all, "keys": keys}
 
-    def sample(self, case: TrainingCase, force_fg: bool, rng: np.random.RandomState) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, case: TrainingCase, force_fg: bool, rng: np.random.RandomState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop one (image, segmentation) pair of the crop size; 2d: a single slice ``(c, y, x)``.
 
         The previous stage's prediction (cascade) becomes an extra segmentation channel.

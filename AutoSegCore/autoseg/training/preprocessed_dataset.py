@@ -46,12 +46,16 @@ class PreprocessedDataset:
     """The cases ``identifiers`` (default: every complete case) of a preprocessed ``folder``."""
 
     def __init__(
-        self, folder: str | Path, identifiers: Sequence[str] | None = None, previous_stage_folder: str | Path | None = None
+        self,
+        folder: str | Path,
+        identifiers: Sequence[str] | None = None,
+        previous_stage_folder: str | Path | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.previous_stage_folder = Path(previous_stage_folder) if previous_stage_folder is not None else None
         if not self.folder.is_dir():
-            raise AutoSegError(f"The preprocessed folder {self.folder} does not exist. {_preprocess_hint(self.folder)}")
+            hint = _preprocess_hint(self.folder)
+            raise AutoSegError(f"The preprocessed folder {self.folder} does not exist. {hint}")
         self.identifiers = sorted(identifiers) if identifiers is not None else storage.list_cases(self.folder)
         if not self.identifiers:
             raise AutoSegError(f"No preprocessed cases in {self.folder}. {_preprocess_hint(self.folder)}")
@@ -63,7 +67,7 @@ class PreprocessedDataset:
         return len(self.identifiers)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self.folder, "previous_stage_folder": self.previous_stage_folder, "identifiers": self.identifiers}
+        return {k: self.__dict__[k] for k in ("folder", "previous_stage_folder", "identifiers")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -116,9 +120,9 @@ class PreprocessedDataset:
             previous = previous[0]
         if tuple(previous.shape) != tuple(shape):
             raise AutoSegError(
-                f"The previous stage prediction {npy if npy.is_file() else npz} has shape {tuple(previous.shape)}, but "
-                f"the preprocessed case {identifier!r} in {self.folder} has shape {tuple(shape)}: it was made for other "
-                f"preprocessed data. {_previous_stage_hint(self.previous_stage_folder)}"
+                f"The previous stage prediction {npy if npy.is_file() else npz} has shape {tuple(previous.shape)}, "
+                f"but the preprocessed case {identifier!r} in {self.folder} has shape {tuple(shape)}: it was made "
+                f"for other preprocessed data. {_previous_stage_hint(self.previous_stage_folder)}"
             )
         return previous
 
@@ -132,7 +136,7 @@ class PreprocessedDataset:
         if self.previous_stage_folder is None:
             return
         folder = self.previous_stage_folder
-        missing = [i for i in self.identifiers if not ((folder / f"{i}.npy").is_file() or (folder / f"{i}.npz").is_file())]
+        missing = [i for i in self.identifiers if not any((folder / f"{i}{e}").is_file() for e in (".npy", ".npz"))]
         if missing:
             raise AutoSegError(
                 f"Cascade training needs the previous stage's prediction of every training case, but {folder} lacks "

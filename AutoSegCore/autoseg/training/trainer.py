@@ -163,7 +163,9 @@ class Trainer:
                 preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
                 world_size=self.ranks.world_size, batch_size_per_rank=batch_size,
             )
-        return BackgroundLoader(train, workers), BackgroundLoader(val, max(1, workers // 2) if workers else 0)
+        pin = self.device.type == "cuda"
+        return (BackgroundLoader(train, workers, pin_memory=pin),
+                BackgroundLoader(val, max(1, workers // 2) if workers else 0, pin_memory=pin))
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from autoseg.training.preprocessed_dataset import PreprocessedDataset
 
 HIPPOCAMPUS = Path("/work/shared/data/Hippocampus")
 LABELS = SamplingLabels((0, 1, 2))
+LOWRES = "nnUNetTrainer__nnUNetPlans__3d_lowres"
 
 
 # --------------------------------------------------------------------------- generated cases
@@ -74,7 +75,8 @@ def _nnunet_loader(patch_size, final_patch_size, labels: dict, batch_size: int =
     data = dataset if dataset is not None else types.SimpleNamespace(identifiers=["a"])
     order = [1, 2] if any(isinstance(v, tuple) for v in labels.values()) else None
     return loader_module.nnUNetDataLoader(
-        data, batch_size, patch_size, final_patch_size, LabelManager(labels, order), oversample_foreground_percent=0.33
+        data, batch_size, patch_size, final_patch_size, LabelManager(labels, order),
+        oversample_foreground_percent=0.33,
     )
 
 
@@ -113,7 +115,8 @@ def test_bbox_matches_nnunet_get_bbox(dim: int, ignore: bool, regions: bool) -> 
             seed = int(draw.randint(0, 2**31))
             np.random.seed(seed)
             expected = theirs.get_bbox(np.array(shape), force_fg, locations)
-            ours = choose_bbox(shape, pseudo_3d(initial), margin, force_fg, locations, labels, np.random.RandomState(seed))
+            rng = np.random.RandomState(seed)
+            ours = choose_bbox(shape, pseudo_3d(initial), margin, force_fg, locations, labels, rng)
             assert ours == ([int(i) for i in expected[0]], [int(i) for i in expected[1]]), (trial, shape, force_fg)
             compared += 1
     assert compared == 600
@@ -185,12 +188,18 @@ def test_last_samples_of_each_batch_contain_foreground(cases: Path) -> None:
 def test_cases_without_foreground_fall_back_to_random_boxes() -> None:
     rng = np.random.RandomState(0)
     empty = {1: np.zeros((0, 4), dtype=np.int64), 2: np.zeros((0, 4), dtype=np.int64)}
-    boxes = {tuple(choose_bbox((10, 10, 10), (4, 4, 4), np.zeros(3, int), True, empty, LABELS, rng)[0]) for _ in range(30)}
+    no_margin = np.zeros(3, int)
+    boxes = {tuple(choose_bbox((10,) * 3, (4,) * 3, no_margin, True, empty, LABELS, rng)[0]) for _ in range(30)}
     assert len(boxes) > 1 and all(0 <= c <= 6 for box in boxes for c in box)
 
 
 def test_ignore_label_samples_annotated_voxels_and_prefers_real_classes() -> None:
-    labels = SamplingLabels((0, 1), has_ignore=True)
+    from autoseg.dataset.dataset_json import DatasetJson
+
+    raw = {"channel_names": {"0": "T1"}, "labels": {"background": 0, "a": 1, "ignore": 2}, "numTraining": 1,
+           "file_ending": ".nii.gz"}
+    labels = SamplingLabels.from_dataset_json(DatasetJson.from_dict(raw))
+    assert labels == SamplingLabels((0, 1), has_ignore=True) and labels.annotated_key == (-1, 0, 1)
     annotated = np.array([[0, 5, 5, 5]])
     locations = {1: np.array([[0, 1, 1, 1]]), labels.annotated_key: annotated}
     rng = np.random.RandomState(1)
@@ -287,8 +296,7 @@ def test_2d_samples_are_single_slices(cases: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".npz", ".npy"])
 def test_cascade_appends_the_aligned_previous_stage(cases: Path, tmp_path: Path, suffix: str) -> None:
-    previous = tmp_path / "results" / "Dataset123_Toy" / "nnUNetTrainer__nnUNetPlans__3d_lowres" / "predicted_next_stage"
-    previous = previous / "3d_cascade_fullres"
+    previous = tmp_path / "results" / "Dataset123_Toy" / LOWRES / "predicted_next_stage" / "3d_cascade_fullres"
     previous.mkdir(parents=True)
     for identifier in storage.list_cases(cases):
         prediction = ((storage.load_case(cases, identifier)[1][0] + 1) % 3).astype(np.uint8)  # (z, y, x) like nnU-Net
@@ -362,7 +370,8 @@ def test_background_workers_yield_the_sequential_batches(cases: Path) -> None:
 
 
 def test_worker_failure_surfaces_with_its_traceback(cases: Path) -> None:
-    loader = TrainingBatchLoader(PreprocessedDataset(cases), 2, (6, 6, 6), (8, 8, 8), 0.33, LABELS, FailingTransform(), 1)
+    dataset = PreprocessedDataset(cases)
+    loader = TrainingBatchLoader(dataset, 2, (6, 6, 6), (8, 8, 8), 0.33, LABELS, FailingTransform(), seed=1)
     background = BackgroundLoader(loader, num_workers=1)
     with pytest.raises(AutoSegError) as error:
         next(background)
@@ -422,7 +431,7 @@ def test_missing_preprocessed_data_names_the_command(tmp_path: Path, cases: Path
 
 
 def test_missing_previous_stage_names_the_lowres_training(cases: Path, tmp_path: Path) -> None:
-    previous = tmp_path / "Dataset123_Toy" / "nnUNetTrainer__nnUNetPlans__3d_lowres" / "predicted_next_stage" / "3d_cascade_fullres"
+    previous = tmp_path / "Dataset123_Toy" / LOWRES / "predicted_next_stage" / "3d_cascade_fullres"
     previous.mkdir(parents=True)
     np.savez_compressed(previous / "case_0.npz", seg=np.zeros((20, 30, 25), np.uint8))
     with pytest.raises(AutoSegError, match=r"lacks 2 of 3 .*autoseg train Dataset123_Toy 3d_lowres FOLD"):
