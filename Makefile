@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.autoseg-installed
 
-.PHONY: test demo bench venv clean-venv
+.PHONY: test demo bench bench-train venv clean-venv
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_plan_and_preprocess.py
 	$(BIN)/python benchmarks/bench_predict.py --bf16
+
+# training vs nnU-Net at an equal budget (about 30 min on 2 CPU cores)
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)
