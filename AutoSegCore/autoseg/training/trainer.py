@@ -89,12 +89,8 @@ class Trainer:
         self.grad_scaler = torch.amp.GradScaler("cuda") if self.precision.needs_grad_scaler else None
         dataset_json = job.dataset_json
         self._forward = self._choose_forward()
-        compiled = self._forward is not self.network
-        if ranks.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self._forward = DistributedDataParallel(self._forward, device_ids=device_ids)
+        compiled = self._compiled = self._forward is not self.network
+        self._forward = self._distributed(self._forward)
         gather = gather_with_grad if ranks.distributed and self.configuration.batch_dice else None
         self.loss = build_loss(dataset_json.has_regions, self.configuration.batch_dice, dataset_json.ignore_label,
                                len(self.ds_scales) if self.ds_scales else None, gather=gather,
@@ -122,6 +118,15 @@ class Trainer:
         except Exception as err:  # noqa: BLE001 - any compile problem: train eagerly
             self.log(f"torch.compile is not available ({type(err).__name__}: {err}); training eagerly.")
             return self.network
+
+    def _distributed(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` wrapped for DDP when training on several ranks."""
+        if not self.ranks.distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=device_ids)
 
     def _loaders(self) -> tuple[BackgroundLoader, BackgroundLoader]:
         job, config = self.job, self.configuration
@@ -157,7 +162,7 @@ class Trainer:
             write_debug_json(
                 job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
                 configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
-                precision=self.precision.name, compile=self._forward is not self.network, num_workers=workers,
+                precision=self.precision.name, compile=self._compiled, num_workers=workers,
                 batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
                 deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
                 preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
@@ -246,8 +251,8 @@ class Trainer:
         return float(loss), tp, fp, fn
 
     def _call_network(self, data: torch.Tensor) -> Any:
-        if self._forward is self.network:
-            return self.network(data)
+        if not self._compiled:
+            return self._forward(data)
         try:
             return self._forward(data)
         except (KeyboardInterrupt, torch.OutOfMemoryError):
@@ -255,8 +260,9 @@ class Trainer:
         except Exception as err:  # noqa: BLE001 - a compile failure shows up at the first call
             self.log(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                      f"continuing without compilation.")
-            self._forward = self.network
-            return self.network(data)
+            self._compiled = False
+            self._forward = self._distributed(self.network)
+            return self._forward(data)
 
     def _to_device(self, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
         non_blocking = self.device.type == "cuda"
