@@ -107,7 +107,7 @@ def outputs_exist(output_folder: Path, identifier: str, file_ending: str, save_p
     return all(p.is_file() for p in wanted)
 
 
-def save_probabilities(output_folder: Path, identifier: str, probabilities: np.ndarray, properties: dict[str, Any]) -> None:
+def write_probabilities(output_folder: Path, identifier: str, probabilities: np.ndarray, properties: dict[str, Any]) -> None:
     with atomic_path(output_folder / f"{identifier}.npz", ".npz") as tmp:
         np.savez_compressed(tmp, probabilities=probabilities)
     save_json(properties, output_folder / f"{identifier}.json")
@@ -159,7 +159,7 @@ def predict_folder(
     def write(case: InputCase, segmentation: np.ndarray, probabilities: np.ndarray | None, properties: dict[str, Any]) -> None:
         reader_writer.write_seg(segmentation, output_folder / f"{case.identifier}{ending}", properties)
         if probabilities is not None:
-            save_probabilities(output_folder, case.identifier, probabilities, properties)
+            write_probabilities(output_folder, case.identifier, probabilities, properties)
 
     predicted: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as reader_pool, ThreadPoolExecutor(max_workers=1) as writer_pool:

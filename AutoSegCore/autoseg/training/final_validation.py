@@ -29,7 +29,7 @@ from autoseg.inference.export import (
     segmentation_from_probabilities,
 )
 from autoseg.inference.model_folder import FoldWeights, ModelFolder
-from autoseg.inference.predict_folder import outputs_exist, save_probabilities
+from autoseg.inference.predict_folder import outputs_exist, write_probabilities
 from autoseg.inference.predictor import PredictionSettings, Predictor
 from autoseg.preprocessing import storage
 from autoseg.training.distributed import Ranks
@@ -69,7 +69,8 @@ def validate_fold(
     predictor = Predictor(model, PredictionSettings(device=str(job.device)))
     reader_writer = reader_writer_class_by_name(job.plans.image_reader_writer)()
     ending = job.dataset_json.file_ending
-    dataset = PreprocessedDataset(job.data_folder, val_ids, job.previous_stage_folder)
+    # a DDP rank can be left without validation cases (fewer cases than ranks)
+    dataset = PreprocessedDataset(job.data_folder, val_ids, job.previous_stage_folder) if val_ids else None
     next_stages = _next_stages(job)
     for index, identifier in enumerate(val_ids):
         if progress:
@@ -85,7 +86,7 @@ def validate_fold(
         )
         reader_writer.write_seg(segmentation, output / f"{identifier}{ending}", properties)
         if probabilities is not None:
-            save_probabilities(output, identifier, probabilities, properties)
+            write_probabilities(output, identifier, probabilities, properties)
         for stage in next_stages:
             _save_for_next_stage(job, stage, identifier, logits.float().numpy())
     if progress:
@@ -103,13 +104,13 @@ def validate_fold(
     return summary
 
 
-def _network_input(job: TrainingJob, dataset: PreprocessedDataset, identifier: str) -> tuple[np.ndarray, dict]:
+def _network_input(job: TrainingJob, dataset: PreprocessedDataset | None, identifier: str) -> tuple[np.ndarray, dict]:
     """Preprocessed data (+ the previous stage's one-hot for a cascade) and the case properties."""
     data_file, _, properties_file = storage.case_files(job.data_folder, identifier)
     data = np.load(data_file)
     properties = json.loads(properties_file.read_text(encoding="utf-8"))
     properties.pop("class_locations", None)
-    if job.configuration.previous_stage:
+    if job.configuration.previous_stage and dataset is not None:
         previous = dataset.load_case(identifier).previous_stage
         one_hot = np.stack([np.asarray(previous) == label for label in job.dataset_json.foreground_labels])
         data = np.concatenate([data, one_hot.astype(data.dtype)])
