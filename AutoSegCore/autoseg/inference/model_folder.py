@@ -17,6 +17,7 @@ import torch
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, ModelFolderError
 from autoseg.inference.checkpoint_loading import clean_state_dict, load_checkpoint
+from autoseg.network.build import input_channels, output_channels
 from autoseg.paths import Workspace
 from autoseg.planning.plans import ConfigurationPlan, Plans
 
@@ -69,16 +70,11 @@ class ModelFolder:
 
     @property
     def num_input_channels(self) -> int:
-        """Image channels, plus one per foreground label for a cascade stage (the previous stage's one-hot)."""
-        extra = len(self.dataset_json.foreground_labels) if self.configuration.previous_stage else 0
-        return self.dataset_json.num_channels + extra
+        return input_channels(self.dataset_json, self.configuration)
 
     @property
     def num_output_channels(self) -> int:
-        """Segmentation heads: one per label (background included) or one per foreground region."""
-        if self.dataset_json.has_regions:
-            return len(self.dataset_json.foreground_regions)
-        return len(self.dataset_json.all_labels)
+        return output_channels(self.dataset_json)
 
 
 def model_folder_path(workspace: Workspace, dataset: str | int, configuration: str,

@@ -15,6 +15,7 @@ import torch
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, PlanError
+from autoseg.network.build import input_channels, output_channels
 from autoseg.paths import Workspace
 from autoseg.planning.plans import ConfigurationPlan, Plans
 from autoseg.training.settings import DEFAULT_TRAINER, TrainingSettings
@@ -63,15 +64,11 @@ class TrainingJob:
 
     @property
     def num_input_channels(self) -> int:
-        """Image channels, plus one per foreground label for a cascade stage (the previous stage's one-hot)."""
-        extra = len(self.dataset_json.foreground_labels) if self.configuration.previous_stage else 0
-        return self.dataset_json.num_channels + extra
+        return input_channels(self.dataset_json, self.configuration)
 
     @property
     def num_output_channels(self) -> int:
-        if self.dataset_json.has_regions:
-            return len(self.dataset_json.foreground_regions)
-        return len(self.dataset_json.all_labels)
+        return output_channels(self.dataset_json)
 
     @classmethod
     def from_workspace(cls, workspace: Workspace, dataset: str | int, configuration: str, fold: Fold,
