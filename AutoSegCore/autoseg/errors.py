@@ -35,3 +35,19 @@ class ModelFolderError(AutoSegError):
 
 class EvaluationError(AutoSegError):
     """Predictions cannot be evaluated against their references (missing files, mismatched shapes)."""
+
+
+class UnsafeFileError(AutoSegError):
+    """A file from a model folder or zip refers to code it never needs (it was not loaded)."""
+
+
+class PostprocessingError(AutoSegError):
+    """Postprocessing cannot be determined, read or applied."""
+
+
+class EnsembleError(AutoSegError):
+    """Predictions cannot be ensembled (missing probabilities, mismatched folders)."""
+
+
+class ModelSharingError(AutoSegError):
+    """A model zip cannot be written or installed (missing folds, unsafe or oversized content)."""
