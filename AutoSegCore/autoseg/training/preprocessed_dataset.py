@@ -6,8 +6,9 @@ in a small per-process cache bounded in bytes. The dataset pickles as paths only
 to spawned worker processes.
 
 Cascade (``3d_cascade_fullres``) training appends the previous stage's prediction, read from
-``previous_stage_folder/{case}.npy`` (memory-mapped) or ``{case}.npz`` (key ``seg``, nnU-Net's
-``predicted_next_stage`` files).
+``previous_stage_folder/{case}.npy`` (memory-mapped, what AutoSeg writes), ``{case}.npz`` (key ``seg``,
+nnU-Net < 2.5) or ``{case}.b2nd`` (nnU-Net >= 2.5, read with the optional blosc2 package), so a 3d_lowres
+model trained by nnU-Net can feed an AutoSeg cascade.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from autoseg.preprocessing.preprocessor import class_locations_from_json
 
 #: Bytes of decoded properties (mostly class locations) kept per process.
 PROPERTIES_CACHE_BYTES = 64 * 1024**2
+#: Previous-stage file formats, in the order they are looked for.
+PREVIOUS_STAGE_SUFFIXES = (".npy", ".npz", ".b2nd")
 _CONFIGURATIONS = ("3d_cascade_fullres", "3d_fullres", "3d_lowres", "2d")
 
 
@@ -104,14 +107,16 @@ class PreprocessedDataset:
 
     def _previous_stage(self, identifier: str, shape: tuple[int, ...]) -> np.ndarray:
         assert self.previous_stage_folder is not None
-        npy, npz = (self.previous_stage_folder / f"{identifier}{ext}" for ext in (".npy", ".npz"))
+        npy, npz, b2nd = (self.previous_stage_folder / f"{identifier}{ext}" for ext in PREVIOUS_STAGE_SUFFIXES)
         try:
             if npy.is_file():
                 previous = np.load(npy, mmap_mode="r")
+            elif b2nd.is_file() and not npz.is_file():
+                previous = _read_b2nd(b2nd)
             else:
                 with np.load(npz) as archive:
                     previous = archive["seg"]
-        except (FileNotFoundError, KeyError, ValueError, OSError) as e:
+        except (FileNotFoundError, KeyError, ValueError, OSError, RuntimeError) as e:
             raise AutoSegError(
                 f"Cannot read the previous stage prediction of case {identifier!r} from {self.previous_stage_folder} "
                 f"({e}). {_previous_stage_hint(self.previous_stage_folder)}"
@@ -120,7 +125,7 @@ class PreprocessedDataset:
             previous = previous[0]
         if tuple(previous.shape) != tuple(shape):
             raise AutoSegError(
-                f"The previous stage prediction {npy if npy.is_file() else npz} has shape {tuple(previous.shape)}, "
+                f"The previous stage prediction of case {identifier!r} in {self.previous_stage_folder} has shape {tuple(previous.shape)}, "
                 f"but the preprocessed case {identifier!r} in {self.folder} has shape {tuple(shape)}: it was made "
                 f"for other preprocessed data. {_previous_stage_hint(self.previous_stage_folder)}"
             )
@@ -136,12 +141,25 @@ class PreprocessedDataset:
         if self.previous_stage_folder is None:
             return
         folder = self.previous_stage_folder
-        missing = [i for i in self.identifiers if not any((folder / f"{i}{e}").is_file() for e in (".npy", ".npz"))]
+        missing = [i for i in self.identifiers
+                   if not any((folder / f"{i}{e}").is_file() for e in PREVIOUS_STAGE_SUFFIXES)]
         if missing:
             raise AutoSegError(
                 f"Cascade training needs the previous stage's prediction of every training case, but {folder} lacks "
                 f"{len(missing)} of {len(self.identifiers)} ({_examples(missing)}). {_previous_stage_hint(folder)}"
             )
+
+
+def _read_b2nd(path: Path) -> np.ndarray:
+    """A previous-stage segmentation written by nnU-Net >= 2.5 (Blosc2 NDArray; needs the optional blosc2)."""
+    try:
+        import blosc2
+    except ImportError:
+        raise AutoSegError(
+            f"{path} was written by nnU-Net in Blosc2 format; reading it needs the blosc2 package "
+            f"(`pip install blosc2`), or re-create the previous stage with `autoseg train ... 3d_lowres ... --val`."
+        ) from None
+    return np.asarray(blosc2.open(urlpath=str(path), mode="r")[:])
 
 
 def _examples(identifiers: Sequence[str], shown: int = 5) -> str:

@@ -294,7 +294,7 @@ def test_2d_samples_are_single_slices(cases: Path) -> None:
                 assert (target > 0).any()  # the forced slice goes through foreground
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".npy"])
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".b2nd"])
 def test_cascade_appends_the_aligned_previous_stage(cases: Path, tmp_path: Path, suffix: str) -> None:
     previous = tmp_path / "results" / "Dataset123_Toy" / LOWRES / "predicted_next_stage" / "3d_cascade_fullres"
     previous.mkdir(parents=True)
@@ -302,6 +302,11 @@ def test_cascade_appends_the_aligned_previous_stage(cases: Path, tmp_path: Path,
         prediction = ((storage.load_case(cases, identifier)[1][0] + 1) % 3).astype(np.uint8)  # (z, y, x) like nnU-Net
         if suffix == ".npz":
             np.savez_compressed(previous / f"{identifier}.npz", seg=prediction)
+        elif suffix == ".b2nd":  # nnU-Net >= 2.5 (blosc2 is in the test environment, nnU-Net's dependency)
+            import blosc2
+
+            blosc2.asarray(np.ascontiguousarray(prediction[None]), urlpath=str(previous / f"{identifier}.b2nd"),
+                           mode="w")
         else:
             np.save(previous / f"{identifier}.npy", prediction[None])
     loader = TrainingBatchLoader(PreprocessedDataset(cases, previous_stage_folder=previous), 5, (10, 12, 14),
