@@ -19,7 +19,7 @@ $(STAMP): AutoSegCore/pyproject.toml Testing/requirements-oracle.txt Testing/req
 	touch $(STAMP)
 
 test: $(STAMP)
-	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra
+	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra --durations=30
 
 demo: $(STAMP)
 	$(BIN)/autoseg demo
