@@ -51,3 +51,7 @@ class EnsembleError(AutoSegError):
 
 class ModelSharingError(AutoSegError):
     """A model zip cannot be written or installed (missing folds, unsafe or oversized content)."""
+
+
+class VisualizationError(AutoSegError):
+    """An overlay picture cannot be made (mismatched image/segmentation, no data to plot)."""

@@ -44,6 +44,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "-part_id", type=int, default=0, metavar="K", help="which part this run predicts (0 ... N-1)")
     add_flag(parser, "-device", default="auto", metavar="DEVICE",
              help="cuda, cuda:1, cpu or mps (default: cuda if available, else cpu)")
+    parser.add_argument("--not_on_device", action="store_true",
+                        help="keep the aggregated logits in CPU memory, not on the GPU (for cases too large for it)")
     add_flag(parser, "-num_threads", type=int, default=None, metavar="N",
              help="CPU threads for the network (default: all cores)")
     add_flag(parser, "-precision", choices=("fp32", "bf16"), default="fp32",
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     model = open_model_folder(_model_path(args), args.folds, args.checkpoint)
     settings = PredictionSettings(step_size=args.step_size, use_mirroring=not args.disable_tta,
                                   device=_default_device(args.device), num_threads=args.num_threads,
+                                  perform_everything_on_device=not args.not_on_device,
                                   precision=args.precision)
     predictor = Predictor(model, settings)
     logger.info("Model %s (%s, folds %s) on %s%s.", model.path, model.configuration_name,
