@@ -23,6 +23,10 @@ COMMAND_MODULES = (
     "train",
     "predict",
     "evaluate",
+    "postprocessing",
+    "model_sharing",
+    "move_plans",
+    "plot_overlay_pngs",
     "demo",
 )
 

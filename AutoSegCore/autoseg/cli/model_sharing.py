@@ -55,6 +55,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     install = subparsers.add_parser("install_pretrained_model_from_zip", help="install a model zip into nnUNet_results",
                                     description=_INSTALL_DESCRIPTION)
     install.add_argument("zip", metavar="ZIP", help="the model zip file")
+    _add_install_options(install)
+    install.set_defaults(func=run_install)
+
+    download = subparsers.add_parser(
+        "download_pretrained_model_by_url", help="download a model zip from a URL and install it",
+        description="Download a model zip (http(s):// or file://) into a temporary file and install it into "
+        "nnUNet_results exactly like install_pretrained_model_from_zip (same checks; the temporary file is removed).",
+    )
+    download.add_argument("url", metavar="URL", help="where the model zip is")
+    _add_install_options(download)
+    download.set_defaults(func=run_download)
+
+
+def _add_install_options(install: argparse.ArgumentParser) -> None:
     install.add_argument("--overwrite", "--force", action="store_true", dest="overwrite",
                          help="replace model/ensemble folders (and dataset-level files) that are already installed; "
                          "the old folder is removed only once the new one is in place")
@@ -62,7 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              help="refuse archives that expand to more than this (default 20)")
     add_flag(install, "-max_compression_ratio", type=float, default=200.0, metavar="R",
              help="refuse entries over 10 MiB compressed more than R:1, a zip-bomb sign (default 200; 0 disables)")
-    install.set_defaults(func=run_install)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -83,13 +96,35 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_install(args: argparse.Namespace) -> int:
+def _limits(args: argparse.Namespace):
     from autoseg.errors import ModelSharingError
-    from autoseg.model_sharing.install_zip import install_model_zip
     from autoseg.model_sharing.safe_extract import GIB, ExtractionLimits
 
     if args.max_size_gb <= 0 or args.max_compression_ratio < 0:
         raise ModelSharingError("-max_size_gb must be > 0 and -max_compression_ratio >= 0.")
-    limits = ExtractionLimits(max_total_bytes=int(args.max_size_gb * GIB), max_compression_ratio=args.max_compression_ratio)
-    install_model_zip(args.zip, workspace_from_environment().results, overwrite=args.overwrite, limits=limits, log=print)
+    return ExtractionLimits(max_total_bytes=int(args.max_size_gb * GIB), max_compression_ratio=args.max_compression_ratio)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from autoseg.model_sharing.install_zip import install_model_zip
+
+    install_model_zip(args.zip, workspace_from_environment().results, overwrite=args.overwrite, limits=_limits(args),
+                      log=print)
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from autoseg.model_sharing.download import download_and_install
+
+    limits = _limits(args)
+    with tqdm(desc="Download", unit="B", unit_scale=True, dynamic_ncols=True) as bar:
+        def progress(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        download_and_install(args.url, workspace_from_environment().results, overwrite=args.overwrite, limits=limits,
+                             progress=progress, log=print)
     return 0
