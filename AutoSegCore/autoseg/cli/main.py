@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "predict",
     "evaluate",
     "postprocessing",
+    "ensemble",
+    "find_best_configuration",
     "model_sharing",
     "move_plans",
     "plot_overlay_pngs",
