@@ -3,16 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.autoseg-installed
+RUNTIME_STAMP := $(VENV)/.autoseg-runtime-installed
 
 .PHONY: test demo bench bench-train venv clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): AutoSegCore/pyproject.toml Testing/requirements-oracle.txt Testing/requirements-oracle-deps.txt
+# What `autoseg` needs to run (the demo): CPU torch first, pinned, so nothing pulls a multi-GB CUDA build.
+$(RUNTIME_STAMP): AutoSegCore/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# CPU build of torch first, pinned, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e AutoSegCore
+	touch $(RUNTIME_STAMP)
+
+# Tests and benchmarks also need the test extras and nnU-Net v2 (the oracle, without its torch/timm pins).
+$(STAMP): $(RUNTIME_STAMP) Testing/requirements-oracle.txt Testing/requirements-oracle-deps.txt
 	$(BIN)/python -m pip install -q -e "AutoSegCore[test]"
 	$(BIN)/python -m pip install -q --no-deps -r Testing/requirements-oracle.txt
 	$(BIN)/python -m pip install -q -r Testing/requirements-oracle-deps.txt
@@ -21,7 +27,7 @@ $(STAMP): AutoSegCore/pyproject.toml Testing/requirements-oracle.txt Testing/req
 test: $(STAMP)
 	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra --durations=30
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/autoseg demo
 
 bench: $(STAMP)
