@@ -26,7 +26,10 @@ from test_predict_vs_nnunet import _autoseg_predict, assert_same_predictions
 pytestmark = pytest.mark.oracle
 
 KIND = KINDS["cascade"]
-BUDGET = ["--epochs", "1", "--iterations_per_epoch", "6", "--val_iterations", "1", "-device", "cpu", "--no_pbar"]
+# NoMirroring: the final validations (all 5 cases for 3d_lowres) predict without the 8 mirrored copies
+TRAINER = "nnUNetTrainerNoMirroring"
+BUDGET = ["-tr", TRAINER, "--epochs", "1", "--iterations_per_epoch", "6", "--val_iterations", "1", "-device", "cpu",
+          "--no_pbar"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def workspace(tmp_path_factory):
 
 
 def _model(ws: Workspace, configuration: str):
-    return ws.results / KIND.dataset_name / f"nnUNetTrainer__nnUNetPlans__{configuration}"
+    return ws.results / KIND.dataset_name / f"{TRAINER}__nnUNetPlans__{configuration}"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,8 @@ def test_cascade_trains_and_predicts_like_nnunet(workspace, lowres, tmp_path):
     assert prediction.GetSize() == image.GetSize() and prediction.GetSpacing() == image.GetSpacing()
     assert prediction.GetOrigin() == image.GetOrigin() and prediction.GetDirection() == image.GetDirection()
 
-    theirs = predict_with_nnunet(workspace, {"dataset": str(KIND.dataset_id), "configuration": "3d_cascade_fullres"},
+    theirs = predict_with_nnunet(workspace, {"dataset": str(KIND.dataset_id), "configuration": "3d_cascade_fullres",
+                                                         "trainer": TRAINER},
                                  inputs, tmp_path / "nnunet", [0],
                                  ["--disable_tta", "-prev_stage_predictions", str(previous)])
     assert_same_predictions(theirs, ours, ending)
