@@ -61,7 +61,7 @@ def candidate_classes(file_ending: str) -> list[type[ImageReaderWriter]]:
         if cls.is_available():
             candidates.append(cls)
         else:
-            logger.info(
+            logger.debug(
                 "Skipping %s for %s files: its optional dependency is not installed.", cls.__name__, ending
             )
     return candidates
