@@ -8,7 +8,6 @@ case properties as ``{case}.json`` (AutoSeg) and/or ``{case}.pkl`` (nnU-Net), an
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, EnsembleError
+from autoseg.utils.files import read_json
 from autoseg.utils.safe_pickle import load_properties_pickle
 
 PROBABILITIES_KEY = "probabilities"
@@ -55,10 +55,7 @@ def load_case_properties(folder: Path, case: str) -> dict[str, Any]:
     """The properties of ``case`` in ``folder``: ``{case}.json`` if present, else nnU-Net's ``{case}.pkl``."""
     json_file, pickle_file = Path(folder) / f"{case}.json", Path(folder) / f"{case}.pkl"
     if json_file.is_file():
-        try:
-            properties = json.loads(json_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise EnsembleError(f"{json_file} is not valid JSON ({err}); re-run the prediction of {case}.") from err
+        properties = read_json(json_file, EnsembleError, tail=f"; re-run the prediction of {case}.")
         if isinstance(properties, dict):
             return properties
         raise EnsembleError(f"{json_file} should hold the case properties as a JSON object; re-run the prediction.")
@@ -88,10 +85,7 @@ def load_setup(first_folder: Path, dataset_json_file: Path | None = None, plans_
 def reader_writer_name(plans_file: Path, dataset_json: DatasetJson) -> str:
     """``image_reader_writer`` of the plans; without a plans file, the one dataset.json implies."""
     if Path(plans_file).is_file():
-        try:
-            plans = json.loads(Path(plans_file).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise EnsembleError(f"{plans_file} is not valid JSON ({err}).") from err
+        plans = read_json(plans_file, EnsembleError)
         name = plans.get("image_reader_writer") if isinstance(plans, dict) else None
         if name:
             return str(name)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from autoseg.evaluation.summary import (
 )
 from autoseg.imageio.base import matching_ending
 from autoseg.imageio.registry import reader_writer_for_dataset_folder, reader_writer_for_file
+from autoseg.utils.files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +106,7 @@ def _check_plans(plans_file: str | os.PathLike[str]) -> None:
         raise EvaluationError(
             f"Plans file {path} does not exist (pass the nnUNetPlans.json of the model with -pfile)."
         )
-    try:
-        plans = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise EvaluationError(f"Plans file {path} is not valid JSON ({err}).") from err
+    plans = read_json(path, EvaluationError, f"Plans file {path}")
     manager = plans.get("label_manager", "LabelManager") if isinstance(plans, dict) else None
     if manager is None:
         raise EvaluationError(f"Plans file {path} does not hold a JSON object.")

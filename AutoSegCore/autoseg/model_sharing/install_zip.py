@@ -18,7 +18,6 @@ refused archive changes nothing, inside or outside the results folder:
 from __future__ import annotations
 
 import filecmp
-import json
 import logging
 import os
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 from autoseg.errors import AutoSegError, ModelSharingError
 from autoseg.model_sharing.safe_extract import ExtractionLimits, ZipEntry, extract_entries, inspect_zip, refuse
 from autoseg.paths import DATASET_NAME_PATTERN, parse_dataset_id
+from autoseg.utils.files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +276,7 @@ def _vet_staged(staging: Path, layout: ZipLayout, label: str, zip_name: str) -> 
 
 
 def _vet_json(path: Path) -> None:
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelSharingError(f"{path} is not valid JSON ({err}).") from err
+    read_json(path, ModelSharingError)
 
 
 def _vet_pickle(path: Path) -> None:

@@ -9,7 +9,6 @@ Either file, written by either tool, can be loaded with :func:`load_postprocessi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from autoseg.postprocessing.nnunet_pickle import (
     steps_to_pickle_bytes,
 )
 from autoseg.postprocessing.steps import PostprocessingStep, StepTarget
-from autoseg.utils.files import atomic_path, save_json
+from autoseg.utils.files import atomic_path, read_json, save_json
 
 PICKLE_NAME = "postprocessing.pkl"
 JSON_NAME = "postprocessing.json"
@@ -59,10 +58,7 @@ def load_postprocessing(path: str | Path) -> list[PostprocessingStep]:
 
 
 def _read_json(path: Path) -> list[PostprocessingStep]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PostprocessingError(f"Postprocessing file {path} is not valid JSON ({err}).") from err
+    document = read_json(path, PostprocessingError, f"Postprocessing file {path}")
     if not isinstance(document, dict):
         raise PostprocessingError(f"Postprocessing file {path} should hold a JSON object.")
     if "steps" in document:

@@ -9,7 +9,6 @@ of the postprocessing file). Without any plans the reader follows ``dataset.json
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from autoseg.errors import PostprocessingError
 from autoseg.imageio.base import ImageReaderWriter
 from autoseg.imageio.registry import reader_writer_class_by_name, reader_writer_for_dataset_folder
 from autoseg.planning.plans import Plans
-from autoseg.utils.files import save_json
+from autoseg.utils.files import read_json, save_json
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +88,7 @@ def _plans(source: PlansSource, folders: Sequence[Path]) -> dict[str, Any] | Non
         return None
     if not path.is_file():
         raise PostprocessingError(f"Plans file {path} does not exist (pass the model's plans.json with -plans_json).")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PostprocessingError(f"Plans file {path} is not valid JSON ({err}).") from err
+    document = read_json(path, PostprocessingError, f"Plans file {path}")
     if not isinstance(document, dict):
         raise PostprocessingError(f"Plans file {path} does not hold a JSON object.")
     return document

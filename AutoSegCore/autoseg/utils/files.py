@@ -74,6 +74,18 @@ def save_json(obj: Any, path: str | os.PathLike[str], indent: int = 4, sort_keys
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def read_json(path: str | os.PathLike[str], error: type[Exception], label: str | None = None, tail: str = ".") -> Any:
+    """Read a JSON file; undecodable content raises ``error("<label> is not valid JSON (<why>)<tail>")``.
+
+    ``label`` defaults to the path; ``tail`` ends the message (e.g. ``"; re-run the prediction."``).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{label or path} is not valid JSON ({err}){tail}") from err
+
+
 def load_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file (no error translation: callers add context)."""
     with open(path, encoding="utf-8") as f:
