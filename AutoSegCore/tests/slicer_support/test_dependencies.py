@@ -1,0 +1,63 @@
+"""The Slicer dependency list matches pyproject.toml, and installs never touch numpy/SimpleITK/torch."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from autoseg.slicer_support.dependencies import (
+    PROTECTED_PACKAGES,
+    SLICER_REQUIREMENTS,
+    missing_requirements,
+    pip_install_arguments,
+    protected_constraints,
+    requirement_name,
+    torch_missing,
+)
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def _fake_versions(versions: dict[str, str]):
+    def version(name: str) -> str:
+        if name not in versions:
+            raise metadata.PackageNotFoundError(name)
+        return versions[name]
+    return version
+
+
+def test_slicer_requirements_are_pyproject_minus_protected():
+    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    expected = {d for d in dependencies if requirement_name(d) not in PROTECTED_PACKAGES}
+    assert set(SLICER_REQUIREMENTS) == expected
+
+
+def test_missing_and_too_old_are_reported():
+    versions = _fake_versions({"scipy": "1.9.0", "tqdm": "4.66.0"})
+    missing = missing_requirements(["scipy>=1.10", "tqdm>=4.64", "slicerio>=1.1"], versions)
+    assert missing == ["scipy>=1.10", "slicerio>=1.1"]
+
+
+def test_everything_installed_here():
+    assert missing_requirements() == []  # the test environment has every runtime dependency
+
+
+def test_constraints_pin_installed_protected_versions():
+    versions = _fake_versions({"numpy": "1.26.4", "SimpleITK": "2.3.1"})
+    assert protected_constraints(installed_version=versions) == ["numpy==1.26.4", "SimpleITK==2.3.1"]
+    assert pip_install_arguments(["scipy>=1.10"], "/tmp/c.txt") == ["--constraint", "/tmp/c.txt", "scipy>=1.10"]
+    assert pip_install_arguments([], "/tmp/c.txt") == []
+
+
+def test_torch_check():
+    assert torch_missing(_fake_versions({})) is True
+    assert torch_missing(_fake_versions({"torch": "1.13.1"})) is True
+    assert torch_missing(_fake_versions({"torch": "2.13.0+cpu"})) is False
+
+
+def test_bad_requirement_text():
+    with pytest.raises(ValueError):
+        requirement_name(">=1")

@@ -1,0 +1,466 @@
+"""AutoSegPlanner: curate annotated cases into an nnUNet_raw dataset, then verify, plan and preprocess it.
+
+The export itself (label table, labelmaps on the reference volume's geometry, dataset.json) is
+``autoseg.dataset.export_segmentations``; this module only writes scene nodes to files, shows the
+tables, asks before replacing cases, and runs planning in a background process.
+"""
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from AutoSegSlicerLib import ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder, workspaceFolder
+
+NEW_DATASET = "(new dataset)"
+
+
+class AutoSegPlanner(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("AutoSeg Planner")
+        self.parent.categories = [_("Segmentation.AutoSeg")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["AutoSeg developers"]
+        self.parent.helpText = _(
+            "Turn segmentations made in Slicer into an nnU-Net v2 dataset (nnUNet_raw), then verify, plan and "
+            "preprocess it for training. Segments are matched to labels by name across cases; labelmaps are "
+            "written on each case's reference volume geometry. See the AutoSeg README for a walkthrough.")
+        self.parent.acknowledgementText = _("AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021).")
+
+
+@parameterNodeWrapper
+class AutoSegPlannerParameterNode:
+    workspaceFolder: Path
+    datasetId: Annotated[int, WithinRange(1, 999)] = 501
+    datasetName: str = "MyDataset"
+    channelNames: str = "CT"
+    fileEnding: Annotated[str, Choice([".nii.gz", ".nrrd", ".mha"])] = ".nii.gz"
+    caseId: str = "case_001"
+    segmentation: vtkMRMLSegmentationNode
+    verifyIntegrity: bool = True
+    gpuMemoryTargetGb: Annotated[float, WithinRange(1.0, 200.0)] = 8.0
+
+
+class AutoSegPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._exportPlan = None
+        self._exportThread = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/AutoSegPlanner.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = AutoSegPlannerLogic()
+        self.logic.runner.onOutput = self.ui.logTextEdit.appendPlainText
+        self.logic.runner.onFinished = self.onPlanningFinished
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.datasetComboBox.currentTextChanged.connect(self.onDatasetChanged)
+        self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
+        self.ui.volumesSelector.checkedNodesChanged.connect(self.updateButtons)
+        self.ui.addSceneCaseButton.clicked.connect(self.onAddSceneCase)
+        self.ui.addFolderButton.clicked.connect(self.onAddFolder)
+        self.ui.removeCaseButton.clicked.connect(self.onRemoveCase)
+        self.ui.updateLabelsButton.clicked.connect(self.onUpdateLabelTable)
+        self.ui.exportButton.clicked.connect(self.onExport)
+        self.ui.planButton.clicked.connect(self.onPlan)
+        self.ui.cancelButton.clicked.connect(self.logic.runner.cancel)
+        self.initializeParameterNode()
+        self.refreshDatasets()
+        setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
+                             "AutoSeg Planner")
+
+    def cleanup(self):
+        self.removeObservers()
+        self.logic.runner.cancel()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not str(self._parameterNode.workspaceFolder) or str(self._parameterNode.workspaceFolder) == ".":
+            self._parameterNode.workspaceFolder = workspaceFolder()
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
+
+    def updateButtons(self, caller=None, event=None):
+        p = self._parameterNode
+        hasCase = bool(p and p.segmentation and self.ui.volumesSelector.checkedNodes() and p.caseId.strip())
+        self.ui.addSceneCaseButton.enabled = hasCase
+        self.ui.exportButton.enabled = self._exportPlan is not None and not self._exportPlan.problems
+        busy = self.logic.runner.isRunning or (self._exportThread is not None and self._exportThread.is_alive())
+        self.ui.planButton.enabled = not busy
+        self.ui.cancelButton.enabled = self.logic.runner.isRunning
+
+    # Dataset --------------------------------------------------------------------------------------
+
+    def refreshDatasets(self):
+        setWorkspaceFolder(self._parameterNode.workspaceFolder)
+        current = self.ui.datasetComboBox.currentText
+        self.ui.datasetComboBox.clear()
+        self.ui.datasetComboBox.addItems([NEW_DATASET] + self.logic.existingDatasets(self._parameterNode.workspaceFolder))
+        self.ui.datasetComboBox.setCurrentText(current or NEW_DATASET)
+
+    def onDatasetChanged(self, name):
+        existing = bool(name) and name != NEW_DATASET
+        self.ui.datasetIdSpinBox.enabled = not existing
+        self.ui.datasetNameLineEdit.enabled = not existing
+        if existing:
+            datasetJson = self.logic.datasetJson(self._parameterNode.workspaceFolder, name) or {}
+            channels = datasetJson.get("channel_names", {})
+            self._parameterNode.channelNames = ", ".join(channels[k] for k in sorted(channels, key=int))
+            if datasetJson.get("file_ending") in (".nii.gz", ".nrrd", ".mha"):
+                self._parameterNode.fileEnding = datasetJson["file_ending"]
+        self._exportPlan = None
+        self.updateButtons()
+
+    def datasetIdentifier(self):
+        name = self.ui.datasetComboBox.currentText
+        if name and name != NEW_DATASET:
+            return name, None
+        return str(self._parameterNode.datasetId), self._parameterNode.datasetName.strip()
+
+    # Cases ----------------------------------------------------------------------------------------
+
+    def onAddSceneCase(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not add the case."), waitCursor=True):
+            volumes = self.logic.orderVolumesByChannel(self.ui.volumesSelector.checkedNodes(), self.channelNames())
+            self.logic.addSceneCase(p.caseId.strip(), volumes, p.segmentation)
+            self.refreshCasesTable()
+            p.caseId = self.logic.nextCaseId(p.caseId.strip())
+
+    def onAddFolder(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Folder of .seg.nrrd files and their volumes"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not read the folder."), waitCursor=True):
+            self.logic.addFolderCases(folder)
+            self.refreshCasesTable()
+
+    def onRemoveCase(self):
+        rows = sorted({index.row() for index in self.ui.casesTable.selectedIndexes()}, reverse=True)
+        for row in rows:
+            del self.logic.cases[row]
+        self.refreshCasesTable()
+
+    def refreshCasesTable(self):
+        fillTable(self.ui.casesTable, [(case.case_id, ", ".join(p.name for p in case.images), case.segmentation.name)
+                                       for case in self.logic.cases])
+        self._exportPlan = None
+        self.updateButtons()
+
+    def channelNames(self):
+        names = [n.strip() for n in self._parameterNode.channelNames.split(",") if n.strip()]
+        return {str(i): n for i, n in enumerate(names)} or {"0": "CT"}
+
+    # Export ---------------------------------------------------------------------------------------
+
+    def onUpdateLabelTable(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not build the label table."), waitCursor=True):
+            dataset, name = self.datasetIdentifier()
+            self._exportPlan = self.logic.planExport(p.workspaceFolder, dataset, name, self.channelNames(), p.fileEnding)
+            self.showExportPlan(self._exportPlan)
+        self.updateButtons()
+
+    def showExportPlan(self, plan):
+        rows = self.logic.labelTableRows(plan)
+        fillTable(self.ui.labelsTable, rows)
+        self.ui.problemsLabel.text = "\n".join(plan.problems) if plan.problems else _(
+            "{cases} case(s) ready for {folder}").format(cases=len(plan.cases), folder=plan.dataset_folder)
+
+    def onExport(self):
+        plan = self._exportPlan
+        overwrite = False
+        if plan.existing_cases:
+            overwrite = slicer.util.confirmYesNoDisplay(
+                _("These cases already exist in {folder} and would be replaced:\n{cases}\n\nReplace them?").format(
+                    folder=plan.dataset_folder, cases=", ".join(plan.existing_cases)))
+            if not overwrite:
+                return
+        self.ui.progressBar.setValue(0)
+        self._exportThread = self.logic.startExport(plan, overwrite)
+        self.updateButtons()
+        qt.QTimer.singleShot(200, self.pollExport)
+
+    def pollExport(self):
+        state = self.logic.exportState
+        if state["total"]:
+            self.ui.progressBar.setValue(int(100 * state["done"] / state["total"]))
+        self.ui.statusLabel.text = state["message"]
+        if self._exportThread.is_alive():
+            qt.QTimer.singleShot(200, self.pollExport)
+            return
+        self._exportThread = None
+        self._exportPlan = None
+        if state["error"]:
+            slicer.util.errorDisplay(_("Export failed: {error}").format(error=state["error"]))
+        else:
+            self.ui.logTextEdit.appendPlainText(state["message"])
+            self.refreshDatasets()
+            self.ui.datasetComboBox.setCurrentText(Path(state["dataset_folder"]).name)
+        self.updateButtons()
+
+    # Planning -------------------------------------------------------------------------------------
+
+    def onPlan(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start planning."), waitCursor=True):
+            dataset, _name = self.datasetIdentifier()
+            self.logic.startPlanning(p.workspaceFolder, dataset, p.verifyIntegrity, p.gpuMemoryTargetGb)
+            self.ui.statusLabel.text = _("Planning and preprocessing (see the log)...")
+        self.updateButtons()
+
+    def onPlanningFinished(self, command, returncode):
+        self.updateButtons()
+        if returncode != 0:
+            self.ui.statusLabel.text = _("Planning failed or was cancelled (exit code {code}); see the log.").format(code=returncode)
+            return
+        self.ui.statusLabel.text = _("Planning finished.")
+        dataset, _name = self.datasetIdentifier()
+        with slicer.util.tryWithErrorDisplay(_("Could not read the plans."), waitCursor=True):
+            columns, rows = self.logic.plansSummary(self._parameterNode.workspaceFolder, dataset)
+            fillTable(self.ui.plansTable, rows, columns)
+
+
+class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
+    """Curation and planning without the GUI (usable from the Python console and self-tests)."""
+
+    def __init__(self, processFactory=None):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.cases = []  # autoseg ExportCase list, in the order added
+        self.stagingFolder = Path(tempfile.mkdtemp(prefix="AutoSegPlanner-", dir=slicer.app.temporaryPath))
+        self.runner = ProcessRunner(processFactory=processFactory)
+        self.exportState = {"done": 0, "total": 0, "message": "", "error": None, "dataset_folder": None}
+
+    def getParameterNode(self):
+        return AutoSegPlannerParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def workspace(folder):
+        from autoseg.slicer_support.commands import WorkspaceFolders
+
+        return WorkspaceFolders.from_root(folder)
+
+    def existingDatasets(self, workspaceFolder):
+        raw = self.workspace(workspaceFolder).raw
+        return sorted(p.name for p in raw.glob("Dataset[0-9][0-9][0-9]_*") if p.is_dir()) if raw.is_dir() else []
+
+    def datasetJson(self, workspaceFolder, datasetName):
+        import json
+
+        path = self.workspace(workspaceFolder).raw / datasetName / "dataset.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    @staticmethod
+    def orderVolumesByChannel(volumeNodes, channelNames):
+        """Volume nodes in channel order, matched by name; a single channel takes the single volume."""
+        from autoseg.slicer_support.models import match_channels
+
+        if len(volumeNodes) != len(channelNames):
+            raise ValueError(_("Select one volume per channel ({channels}); {count} selected.").format(
+                channels=", ".join(channelNames.values()), count=len(volumeNodes)))
+        order = match_channels(channelNames, [v.GetName() for v in volumeNodes])
+        if None in order:
+            unmatched = [channelNames[str(i)] for i, index in enumerate(order) if index is None]
+            raise ValueError(_("No selected volume matches channel(s) {names} by name. Name each volume after its "
+                               "channel (for example 'case1_T2').").format(names=", ".join(unmatched)))
+        return [volumeNodes[index] for index in order]
+
+    def addSceneCase(self, caseId, volumeNodes, segmentationNode):
+        """Write the volumes (channel 0 is the reference geometry) and the segmentation to the staging folder."""
+        from autoseg.dataset.export_segmentations import ExportCase
+
+        if not caseId or any(c in caseId for c in "/\\:"):
+            raise ValueError(_("Give the case a name without / \\ or : (for example case_001)."))
+        if any(case.case_id == caseId for case in self.cases):
+            raise ValueError(_("A case named {case} is already in the list.").format(case=caseId))
+        if segmentationNode is None or not volumeNodes:
+            raise ValueError(_("Select the case's volume(s) and its segmentation."))
+        folder = self.stagingFolder / caseId
+        folder.mkdir(parents=True, exist_ok=True)
+        images = []
+        for channel, volumeNode in enumerate(volumeNodes):
+            path = folder / f"{caseId}_{channel:04d}.nrrd"
+            if not slicer.util.exportNode(volumeNode, str(path), world=True):
+                raise RuntimeError(_("Could not write {node} to {path}.").format(node=volumeNode.GetName(), path=path))
+            images.append(path)
+        segmentationNode.CreateBinaryLabelmapRepresentation()
+        segmentationPath = folder / f"{caseId}.seg.nrrd"
+        if not slicer.util.exportNode(segmentationNode, str(segmentationPath), world=True):
+            raise RuntimeError(_("Could not write {node} to {path}.").format(node=segmentationNode.GetName(), path=segmentationPath))
+        case = ExportCase(case_id=caseId, images=images, segmentation=segmentationPath)
+        self.cases.append(case)
+        return case
+
+    def addFolderCases(self, folder):
+        from autoseg.dataset.export_segmentations import find_cases_in_folder
+
+        found = find_cases_in_folder(Path(folder))
+        known = {case.case_id for case in self.cases}
+        clashes = [case.case_id for case in found if case.case_id in known]
+        if clashes:
+            raise ValueError(_("Cases already in the list: {cases}").format(cases=", ".join(clashes)))
+        self.cases.extend(found)
+        return found
+
+    @staticmethod
+    def nextCaseId(caseId):
+        """case_001 -> case_002; a name without a trailing number gets _2."""
+        stem = caseId.rstrip("0123456789")
+        digits = caseId[len(stem):]
+        return f"{stem}{int(digits) + 1:0{len(digits)}d}" if digits else f"{caseId}_2"
+
+    def planExport(self, workspaceFolder, dataset, datasetName, channelNames, fileEnding):
+        from autoseg.dataset.export_segmentations import plan_export
+
+        if not self.cases:
+            raise ValueError(_("Add at least one case first."))
+        return plan_export(self.cases, self.workspace(workspaceFolder).raw, dataset, dataset_name=datasetName,
+                           channel_names=channelNames, file_ending=fileEnding)
+
+    @staticmethod
+    def labelTableRows(plan):
+        """(value, label, cases that have it, cases missing it) for the label table."""
+        table = plan.label_table
+        rows = []
+        for name, value in table.labels.items():
+            if value == 0:
+                continue
+            having = [case for case, segments in table.case_segments.items() if value in segments.values()]
+            missing = [case for case, labels in table.missing.items() if name in labels]
+            flag = _(" (new)") if name in table.new_labels else ""
+            rows.append((str(value), name + flag, str(len(having)), ", ".join(missing)))
+        return rows
+
+    def startExport(self, plan, overwrite):
+        """Write the dataset in a worker thread (file work only); progress in ``exportState``."""
+        from autoseg.dataset.export_segmentations import write_export
+
+        state = self.exportState
+        state.update(done=0, total=len(plan.cases), message=_("Exporting..."), error=None,
+                     dataset_folder=str(plan.dataset_folder))
+
+        def progress(done, total, caseId):
+            state.update(done=done, total=total, message=_("Exported {case} ({done}/{total})").format(
+                case=caseId, done=done, total=total))
+
+        def work():
+            try:
+                written = write_export(plan, overwrite=overwrite, progress=progress)
+                state["message"] = _("Exported {count} case(s) to {folder}").format(count=len(written), folder=plan.dataset_folder)
+            except Exception as err:  # shown by the widget
+                logging.exception("AutoSeg export failed")
+                state["error"] = str(err)
+
+        thread = threading.Thread(target=work, name="AutoSegExport", daemon=True)
+        thread.start()
+        return thread
+
+    def startPlanning(self, workspaceFolder, dataset, verify=True, gpuMemoryTargetGb=8.0):
+        from autoseg.paths import find_dataset_name, parse_dataset_id
+        from autoseg.slicer_support.commands import plan_and_preprocess_command
+
+        ws = self.workspace(workspaceFolder)
+        datasetId = parse_dataset_id(find_dataset_name(dataset, [ws.raw]))
+        command = plan_and_preprocess_command(ws, datasetId, verify=verify, gpu_memory_target_gb=gpuMemoryTargetGb)
+        self.runner.start(command)
+        return command
+
+    def plansSummary(self, workspaceFolder, dataset):
+        from autoseg.paths import find_dataset_name
+        from autoseg.planning.plans import Plans
+        from autoseg.planning.summary import SUMMARY_COLUMNS, plans_summary_rows
+
+        ws = self.workspace(workspaceFolder)
+        name = find_dataset_name(dataset, [ws.raw, ws.preprocessed])
+        plans = Plans.load(ws.preprocessed / name / "nnUNetPlans.json")
+        return SUMMARY_COLUMNS, plans_summary_rows(plans)
+
+
+class AutoSegPlannerTest(ScriptedLoadableModuleTest):
+    """Scene -> files -> nnUNet_raw on an oblique volume; the labelmap lands on the painted voxels."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_export_two_scene_cases()
+
+    def test_export_two_scene_cases(self):
+        import numpy as np
+        import SimpleITK as sitk
+
+        from AutoSegSlicerLib.testing import makeAnnotatedCase
+
+        workspace = Path(tempfile.mkdtemp(prefix="AutoSegPlannerTest-"))
+        logic = AutoSegPlannerLogic()
+        painted = {}
+        for index, segmentNames in enumerate((["Liver", "Kidney"], [" liver", "KIDNEY "])):
+            volume, segmentation, labels = makeAnnotatedCase(f"case{index}", segmentNames, seed=index)
+            painted[f"case{index}"] = labels
+            logic.addSceneCase(f"case{index}", [volume], segmentation)
+        plan = logic.planExport(workspace, "42", "PlannerTest", {"0": "MR"}, ".nii.gz")
+        self.assertEqual(plan.problems, [])
+        self.assertEqual(plan.label_table.labels, {"background": 0, "Liver": 1, "Kidney": 2})
+        logic.startExport(plan, overwrite=False).join()
+        self.assertIsNone(logic.exportState["error"])
+        folder = workspace / "nnUNet_raw" / "Dataset042_PlannerTest"
+        for caseId, labels in painted.items():
+            image = sitk.ReadImage(str(folder / "imagesTr" / f"{caseId}_0000.nii.gz"))
+            label = sitk.ReadImage(str(folder / "labelsTr" / f"{caseId}.nii.gz"))
+            self.assertEqual(label.GetDirection(), image.GetDirection())
+            self.assertEqual(label.GetOrigin(), image.GetOrigin())
+            np.testing.assert_array_equal(sitk.GetArrayFromImage(label), labels)
+        # a second export of the same cases is refused without overwrite, and the files stay as they were
+        again = logic.planExport(workspace, "Dataset042_PlannerTest", None, {"0": "MR"}, ".nii.gz")
+        self.assertEqual(sorted(again.existing_cases), ["case0", "case1"])
+        logic.startExport(again, overwrite=False).join()
+        self.assertIn("case0", logic.exportState["error"])

@@ -1,0 +1,23 @@
+"""Slicer-side helpers shared by AutoSegPlanner, AutoSegTrainer and AutoSegInference.
+
+Everything that can be written without Slicer lives in ``autoseg.slicer_support`` (tested in CI);
+this package only adds what needs ``slicer``/``qt``: installing dependencies, running AutoSeg commands
+in the background from a Qt timer, and the workspace folder kept in the application settings.
+"""
+
+from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
+from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
+from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
+from AutoSegSlicerLib.widgets import fillTable
+
+__all__ = [
+    "ProcessRunner",
+    "defaultWorkspaceFolder",
+    "dependenciesMissing",
+    "ensureDependencies",
+    "fillTable",
+    "pythonSlicerExecutable",
+    "setUpDependencyPanel",
+    "setWorkspaceFolder",
+    "workspaceFolder",
+]

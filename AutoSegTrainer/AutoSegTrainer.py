@@ -1,0 +1,415 @@
+"""AutoSegTrainer: train configurations and folds in the background, watch the curves, pick the best model.
+
+Each run is ``autoseg train DATASET CONFIG FOLD`` in a ``PythonSlicer`` process; the module follows the
+run's ``progress.jsonl`` (``autoseg.slicer_support.training_monitor``) into a plot and a progress bar
+with ETA, keeps a queue of runs, and runs ``autoseg find_best_configuration`` when the queue is done.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from AutoSegSlicerLib import ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder, workspaceFolder
+
+CONFIGURATION_CHECKBOXES = {
+    "2d": "train2d",
+    "3d_fullres": "train3dFullres",
+    "3d_lowres": "train3dLowres",
+    "3d_cascade_fullres": "train3dCascade",
+}
+CURVE_COLUMNS = ("epoch", "train loss", "validation loss", "pseudo Dice", "EMA pseudo Dice")
+
+
+class AutoSegTrainer(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("AutoSeg Trainer")
+        self.parent.categories = [_("Segmentation.AutoSeg")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["AutoSeg developers"]
+        self.parent.helpText = _(
+            "Train nnU-Net-compatible models on a planned dataset: choose configurations, folds, device and epochs; "
+            "runs are queued and trained in the background with live loss and pseudo-Dice curves. When the queue is "
+            "done, the best configuration (or ensemble) and its postprocessing are chosen by cross-validation.")
+        self.parent.acknowledgementText = _("AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021).")
+
+
+@parameterNodeWrapper
+class AutoSegTrainerParameterNode:
+    workspaceFolder: Path
+    train2d: bool = False
+    train3dFullres: bool = True
+    train3dLowres: bool = False
+    train3dCascade: bool = False
+    folds: str = "0 1 2 3 4"
+    device: Annotated[str, Choice(["auto", "cuda", "cpu", "mps"])] = "auto"
+    epochs: Annotated[int, WithinRange(1, 100000)] = 1000
+    iterationsPerEpoch: Annotated[int, WithinRange(1, 100000)] = 250
+    trainer: str = "nnUNetTrainer"
+    plans: str = "nnUNetPlans"
+    resume: bool = False
+    findBestWhenDone: bool = True
+
+
+class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/AutoSegTrainer.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = AutoSegTrainerLogic()
+        self.logic.onOutput = self.ui.logTextEdit.appendPlainText
+        self.logic.onProgress = self.onProgress
+        self.logic.onQueueChanged = self.refreshQueueTable
+        self.logic.onFindBestDone = self.showBestConfiguration
+
+        self.plotWidget = slicer.qMRMLPlotWidget()
+        self.plotWidget.setMRMLScene(slicer.mrmlScene)
+        self.plotWidget.minimumHeight = 220
+        self.ui.plotFrame.layout().addWidget(self.plotWidget)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
+        self.ui.addToQueueButton.clicked.connect(self.onAddToQueue)
+        self.ui.startButton.clicked.connect(self.onStart)
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.clearQueueButton.clicked.connect(self.onClearQueue)
+        self.ui.findBestButton.clicked.connect(self.onFindBest)
+        self.initializeParameterNode()
+        self.refreshDatasets()
+        setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
+                             "AutoSeg Trainer")
+        self.updateButtons()
+
+    def cleanup(self):
+        self.removeObservers()
+        self.logic.runner.cancel()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if str(self._parameterNode.workspaceFolder) in ("", "."):
+            self._parameterNode.workspaceFolder = workspaceFolder()
+
+    def setParameterNode(self, inputParameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def updateButtons(self, caller=None, event=None):
+        running = self.logic.runner.isRunning
+        self.ui.startButton.enabled = not running and self.logic.queue.next_pending() is not None
+        self.ui.cancelButton.enabled = running
+        self.ui.findBestButton.enabled = not running and bool(self.ui.datasetComboBox.currentText)
+
+    def refreshDatasets(self):
+        setWorkspaceFolder(self._parameterNode.workspaceFolder)
+        current = self.ui.datasetComboBox.currentText
+        self.ui.datasetComboBox.clear()
+        self.ui.datasetComboBox.addItems(self.logic.plannedDatasets(self._parameterNode.workspaceFolder))
+        if current:
+            self.ui.datasetComboBox.setCurrentText(current)
+        self.updateButtons()
+
+    def selectedConfigurations(self):
+        return [name for name, attribute in CONFIGURATION_CHECKBOXES.items() if getattr(self._parameterNode, attribute)]
+
+    def onAddToQueue(self):
+        with slicer.util.tryWithErrorDisplay(_("Could not add the runs."), waitCursor=True):
+            configurations = self.selectedConfigurations()
+            if not configurations:
+                raise ValueError(_("Tick at least one configuration."))
+            self.logic.queue.add_runs(configurations, self.logic.parseFolds(self._parameterNode.folds))
+            self.refreshQueueTable()
+
+    def onStart(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
+            self.logic.setDataset(p.workspaceFolder, self.ui.datasetComboBox.currentText)
+            self.logic.startQueue(device=p.device, epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch,
+                                  trainer=p.trainer.strip(), plans=p.plans.strip(), resume=p.resume,
+                                  findBestWhenDone=p.findBestWhenDone)
+            self.plotWidget.mrmlPlotViewNode().SetPlotChartNodeID(self.logic.chartNode.GetID())
+        self.updateButtons()
+
+    def onCancel(self):
+        self.logic.cancel()
+        self.updateButtons()
+
+    def onClearQueue(self):
+        self.logic.queue.clear_finished()
+        self.refreshQueueTable()
+
+    def onFindBest(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start find_best_configuration."), waitCursor=True):
+            self.logic.setDataset(p.workspaceFolder, self.ui.datasetComboBox.currentText)
+            self.logic.startFindBest(self.selectedConfigurations() or ["3d_fullres"], self.logic.parseFolds(p.folds),
+                                     p.trainer.strip(), p.plans.strip())
+        self.updateButtons()
+
+    def refreshQueueTable(self):
+        rows = self.logic.queue.as_rows()
+        fillTable(self.ui.queueTable, rows)
+        self.updateButtons()
+
+    def onProgress(self, status):
+        self.ui.progressBar.setValue(int(round(100 * (status.fraction or 0))))
+        self.ui.statusLabel.text = status.message
+
+    def showBestConfiguration(self, columns, rows, summary):
+        fillTable(self.ui.resultsTable, rows, columns)
+        self.ui.statusLabel.text = summary
+        self.updateButtons()
+
+
+class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
+    """Queue of training runs in background processes; usable from the Python console without the GUI."""
+
+    def __init__(self, processFactory=None):
+        from autoseg.slicer_support.run_queue import RunQueue
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.queue = RunQueue()
+        self.runner = ProcessRunner(onOutput=self._output, onProgress=self._progress, onFinished=self._finished,
+                                    processFactory=processFactory)
+        self.onOutput = print
+        self.onProgress = lambda status: None
+        self.onQueueChanged = lambda: None
+        self.onFindBestDone = lambda columns, rows, summary: None
+        self.workspaceFolders = None
+        self.dataset = None
+        self.runOptions = {}
+        self.currentRun = None
+        self.monitor = None
+        self.tableNode = None
+        self.chartNode = None
+
+    def getParameterNode(self):
+        return AutoSegTrainerParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def parseFolds(text):
+        folds = text.replace(",", " ").split()
+        for fold in folds:
+            if fold != "all" and not fold.isdigit():
+                raise ValueError(_("Folds are numbers (0 1 2 3 4) or 'all'; got {fold!r}.").format(fold=fold))
+        if not folds:
+            raise ValueError(_("Give at least one fold, e.g. 0 1 2 3 4."))
+        return folds
+
+    def plannedDatasets(self, workspaceFolder):
+        from autoseg.slicer_support.commands import WorkspaceFolders
+
+        preprocessed = WorkspaceFolders.from_root(workspaceFolder).preprocessed
+        if not preprocessed.is_dir():
+            return []
+        return sorted(p.parent.name for p in preprocessed.glob("Dataset[0-9][0-9][0-9]_*/*.json")
+                      if p.name != "dataset.json" and p.name != "dataset_fingerprint.json")
+
+    def setDataset(self, workspaceFolder, dataset):
+        from autoseg.slicer_support.commands import WorkspaceFolders
+
+        if not dataset:
+            raise ValueError(_("Choose a planned dataset (plan it in the AutoSeg Planner module first)."))
+        self.workspaceFolders = WorkspaceFolders.from_root(workspaceFolder)
+        self.dataset = dataset
+
+    def startQueue(self, device="auto", epochs=None, iterationsPerEpoch=None, trainer="nnUNetTrainer",
+                   plans="nnUNetPlans", resume=False, findBestWhenDone=True):
+        """Train every pending run of ``queue`` one after another."""
+        if self.queue.next_pending() is None:
+            raise ValueError(_("The queue has no pending run: add configurations and folds first."))
+        self.runOptions = dict(device=device, epochs=epochs, iterations_per_epoch=iterationsPerEpoch,
+                               trainer=trainer, plans=plans, resume=resume)
+        self.findBestWhenDone = findBestWhenDone
+        self._ensurePlot()
+        self._startNextRun()
+
+    def _startNextRun(self):
+        from autoseg.slicer_support.commands import train_command
+        from autoseg.slicer_support.training_monitor import TrainingMonitor
+
+        run = self.queue.next_pending()
+        if run is None:
+            return False
+        command = train_command(self.workspaceFolders, self.dataset, run.configuration, run.fold, save_npz=True,
+                                **self.runOptions)
+        self.currentRun = run
+        self.monitor = TrainingMonitor(command.progress_file)
+        self.queue.mark(run, "running", command.description)
+        self.onQueueChanged()
+        self.runner.start(command, self.monitor)
+        return True
+
+    def startFindBest(self, configurations, folds, trainer="nnUNetTrainer", plans="nnUNetPlans"):
+        from autoseg.slicer_support.commands import find_best_command
+
+        self.currentRun = None
+        self.monitor = None
+        self.runner.start(find_best_command(self.workspaceFolders, self.dataset, configurations, folds, trainer, plans))
+
+    def cancel(self):
+        self.runner.cancel()
+        for run in list(self.queue.runs):
+            if run.state == "pending":
+                self.queue.mark(run, "cancelled", _("cancelled"))
+        self.onQueueChanged()
+
+    def _output(self, line):
+        self.onOutput(line)
+
+    def _progress(self, status):
+        self._updateCurves()
+        self.onProgress(status)
+
+    def _finished(self, command, returncode):
+        if self.currentRun is None:  # find_best_configuration
+            if returncode == 0:
+                self.onFindBestDone(*self.bestConfigurationTable())
+            return
+        run, self.currentRun = self.currentRun, None
+        if self.monitor is not None:
+            self.monitor.poll()
+            self._updateCurves()
+        failed = returncode != 0
+        self.queue.mark(run, "failed" if failed else "done",
+                        _("exit code {code}").format(code=returncode) if failed else self.monitor.status.message)
+        self.onQueueChanged()
+        if failed:
+            return
+        if not self._startNextRun() and self.findBestWhenDone and self.queue.all_done():
+            done = [r for r in self.queue.runs if r.state == "done"]
+            self.startFindBest(sorted({r.configuration for r in done}), sorted({str(r.fold) for r in done}),
+                               self.runOptions["trainer"], self.runOptions["plans"])
+
+    def _ensurePlot(self):
+        if self.tableNode is None or slicer.mrmlScene.GetNodeByID(self.tableNode.GetID()) is None:
+            self.tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "AutoSeg training curves")
+            self.chartNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", "AutoSeg training")
+            self.chartNode.SetXAxisTitle("epoch")
+            self.chartNode.SetYAxisTitle("loss / Dice")
+            self._updateCurves(force=True)
+            for column in CURVE_COLUMNS[1:]:
+                series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", column)
+                series.SetAndObserveTableNodeID(self.tableNode.GetID())
+                series.SetXColumnName(CURVE_COLUMNS[0])
+                series.SetYColumnName(column)
+                series.SetPlotType(series.PlotTypeScatter)
+                series.SetMarkerStyle(series.MarkerStyleNone)
+                self.chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
+        if self.monitor:
+            self.chartNode.SetTitle(self.monitor.status.message.split(",")[0] if self.monitor.status.message else "")
+
+    def _updateCurves(self, force=False):
+        curves = self.monitor.curves if self.monitor else None
+        if self.tableNode is None or (curves is None and not force):
+            return
+        columns = [curves.epochs, curves.train_loss, curves.val_loss, curves.pseudo_dice, curves.ema_dice] if curves else [[]] * 5
+        array = np.array([[np.nan if v is None else float(v) for v in column] for column in columns], dtype=float).T
+        slicer.util.updateTableFromArray(self.tableNode, array.reshape(-1, len(CURVE_COLUMNS)), list(CURVE_COLUMNS))
+
+    def bestConfigurationTable(self):
+        """(columns, rows, summary line) from find_best_configuration's inference_information.json."""
+        path = self.workspaceFolders.results / self._datasetName() / "inference_information.json"
+        information = json.loads(path.read_text(encoding="utf-8"))
+        best = information["best_model_or_ensemble"]
+        chosen = " + ".join(m["configuration"] for m in best["selected_model_or_models"])
+        rows = [(name, f"{dice:.4f}") for name, dice in sorted(information["all_results"].items(), key=lambda kv: -kv[1])]
+        summary = _("Best: {chosen} — cross-validation Dice {pre:.4f}, {post:.4f} with postprocessing").format(
+            chosen=chosen, pre=best["result_on_crossval_pre_pp"], post=best["result_on_crossval_post_pp"])
+        return ("model or ensemble", "mean foreground Dice"), rows, summary
+
+    def _datasetName(self):
+        from autoseg.paths import find_dataset_name
+
+        ws = self.workspaceFolders
+        return find_dataset_name(self.dataset, [ws.preprocessed, ws.raw, ws.results])
+
+
+class AutoSegTrainerTest(ScriptedLoadableModuleTest):
+    """The queue, curves and progress with an injected process that replays a training's progress stream."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_queue_and_curves_with_injected_process()
+
+    def test_queue_and_curves_with_injected_process(self):
+        import sys
+        import tempfile
+
+        from autoseg.slicer_support.background_process import BackgroundProcess
+
+        workspace = Path(tempfile.mkdtemp(prefix="AutoSegTrainerTest-"))
+        (workspace / "nnUNet_preprocessed" / "Dataset007_Fake").mkdir(parents=True)
+        (workspace / "nnUNet_preprocessed" / "Dataset007_Fake" / "nnUNetPlans.json").write_text("{}")
+
+        def replayTraining(command):  # writes what `autoseg train` writes, 3 epochs, then exits 0
+            script = (
+                "import sys, time\n"
+                "from autoseg.training.progress_stream import ProgressStream\n"
+                "s = ProgressStream(sys.argv[1])\n"
+                "s.emit('start', epoch=0, num_epochs=3, iterations_per_epoch=2, val_iterations=1)\n"
+                "for e in range(3):\n"
+                "    s.emit('epoch', epoch=e, num_epochs=3, train_loss=1.0 - e / 3, val_loss=1.1 - e / 3, "
+                "pseudo_dice=[0.2 * e], mean_fg_dice=0.2 * e, ema_fg_dice=0.1 * e, lr=0.01, epoch_time=0.1, "
+                "eta_seconds=0.1 * (2 - e))\n"
+                "    time.sleep(0.2)\n"
+                "s.emit('end', mean_validation_dice=0.5)\n"
+            )
+            return BackgroundProcess([sys.executable, "-c", script, str(command.progress_file)])
+
+        logic = AutoSegTrainerLogic(processFactory=replayTraining)
+        self.assertEqual(logic.plannedDatasets(workspace), ["Dataset007_Fake"])
+        logic.setDataset(workspace, "Dataset007_Fake")
+        logic.queue.add_runs(["3d_fullres"], logic.parseFolds("0, 1"))
+        logic.startQueue(device="cpu", epochs=3, iterationsPerEpoch=2, findBestWhenDone=False)
+        logic.runner.waitForCompletion(timeoutSeconds=120)
+        self.assertEqual([run.state for run in logic.queue.runs], ["done", "done"])
+        epochs = slicer.util.arrayFromTableColumn(logic.tableNode, "epoch")
+        self.assertEqual(list(epochs), [0, 1, 2])
+        self.assertAlmostEqual(float(slicer.util.arrayFromTableColumn(logic.tableNode, "pseudo Dice")[2]), 0.4)
+        self.assertEqual(logic.monitor.status.state, "finished")
+        self.assertRaises(ValueError, logic.parseFolds, "zero")
