@@ -159,7 +159,9 @@ class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             configurations = self.selectedConfigurations()
             if not configurations:
                 raise ValueError(_("Tick at least one configuration."))
-            self.logic.queue.add_runs(configurations, self.logic.parseFolds(self._parameterNode.folds))
+            folds = self.logic.parseFolds(self._parameterNode.folds)
+            for configuration in configurations:
+                self.logic.queue.add(configuration, folds)
             self.refreshQueueTable()
 
     def onStart(self):
@@ -289,10 +291,8 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.runner.start(find_best_command(self.workspaceFolders, self.dataset, configurations, folds, trainer, plans))
 
     def cancel(self):
+        self.queue.cancel_pending(_("cancelled"))
         self.runner.cancel()
-        for run in list(self.queue.runs):
-            if run.state == "pending":
-                self.queue.mark(run, "cancelled", _("cancelled"))
         self.onQueueChanged()
 
     def _output(self, line):
@@ -311,11 +311,12 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         if self.monitor is not None:
             self.monitor.poll()
             self._updateCurves()
-        failed = returncode != 0
-        self.queue.mark(run, "failed" if failed else "done",
-                        _("exit code {code}").format(code=returncode) if failed else self.monitor.status.message)
+        if returncode == 0:
+            self.queue.mark(run, "done", self.monitor.status.message)
+        else:
+            self.queue.mark(run, "cancelled" if returncode == -1 else "failed", _("exit code {code}").format(code=returncode))
         self.onQueueChanged()
-        if failed:
+        if returncode != 0:
             return
         if not self._startNextRun() and self.findBestWhenDone and self.queue.all_done():
             done = [r for r in self.queue.runs if r.state == "done"]
@@ -404,7 +405,7 @@ class AutoSegTrainerTest(ScriptedLoadableModuleTest):
         logic = AutoSegTrainerLogic(processFactory=replayTraining)
         self.assertEqual(logic.plannedDatasets(workspace), ["Dataset007_Fake"])
         logic.setDataset(workspace, "Dataset007_Fake")
-        logic.queue.add_runs(["3d_fullres"], logic.parseFolds("0, 1"))
+        logic.queue.add("3d_fullres", logic.parseFolds("0, 1"))
         logic.startQueue(device="cpu", epochs=3, iterationsPerEpoch=2, findBestWhenDone=False)
         logic.runner.waitForCompletion(timeoutSeconds=120)
         self.assertEqual([run.state for run in logic.queue.runs], ["done", "done"])

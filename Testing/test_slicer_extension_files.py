@@ -25,8 +25,8 @@ SLICER_PYTHON_FILES = sorted(
     + list((ROOT / "AutoSegSlicerLib").glob("*.py"))
     + list((ROOT / "Testing" / "Python").glob("*.py"))
 )
-#: Slicer 5.6 ships Python 3.9: the Slicer-side files must parse there.
-OLDEST_SLICER_PYTHON = (3, 9)
+#: autoseg needs Python >= 3.10 (Slicer >= 5.8 ships 3.12): the Slicer-side files must parse there.
+OLDEST_SLICER_PYTHON = (3, 10)
 EXTENSION_METADATA = ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
                       "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS")
 

@@ -61,7 +61,7 @@ class AutoSegEndToEndTest(unittest.TestCase):
         trainer = AutoSegTrainerLogic(processFactory=processFactory)
         self.assertEqual(trainer.plannedDatasets(self.workspace), ["Dataset991_EndToEnd"])
         trainer.setDataset(self.workspace, "Dataset991_EndToEnd")
-        trainer.queue.add_runs(["3d_fullres"], ["all"])
+        trainer.queue.add("3d_fullres", ["all"])
         trainer.startQueue(device="cpu", epochs=1, iterationsPerEpoch=2, findBestWhenDone=False)
         trainer.runner.waitForCompletion(timeoutSeconds=1800)
         self.assertEqual([run.state for run in trainer.queue.runs], ["done"])

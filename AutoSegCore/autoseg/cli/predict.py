@@ -12,8 +12,12 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoseg.cli.common import add_flag, workspace_from_environment
+
+if TYPE_CHECKING:
+    from autoseg.inference.progress_file import PredictionProgressFile
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "-precision", choices=("fp32", "bf16"), default="fp32",
              help="CPU network precision: fp32 (default, as nnU-Net) or bf16 (faster on CPUs with native bfloat16)")
     parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar")
+    add_flag(parser, "-progress_file", default=None, metavar="FILE",
+             help="also write progress as JSON lines to FILE (start, window, case, end, error events; for the "
+                  "Slicer module and scripts)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,6 +108,22 @@ def _default_device(requested: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.progress_file:
+        return _run(args, None)
+    from autoseg.inference.progress_file import PredictionProgressFile
+
+    progress_file = PredictionProgressFile(args.progress_file)
+    try:
+        return _run(args, progress_file)
+    except KeyboardInterrupt:
+        progress_file.fail("interrupted")
+        raise
+    except Exception as err:
+        progress_file.fail(str(err) or type(err).__name__)
+        raise
+
+
+def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None) -> int:
     from tqdm import tqdm
 
     from autoseg.inference.model_folder import open_model_folder
@@ -128,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if done == total:
             bar.n = case_index + 1
         bar.refresh()
+        if progress_file is not None:
+            progress_file.window(case_index, num_cases, identifier, done, total)
 
     start = time.perf_counter()
     try:
@@ -138,5 +163,7 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         bar.close()
+    if progress_file is not None:
+        progress_file.finish(len(predicted))
     logger.info("Predicted %d case(s) into %s in %.1f s.", len(predicted), args.output, time.perf_counter() - start)
     return 0

@@ -1,0 +1,216 @@
+"""Command lines for the ``PythonSlicer -m autoseg.cli.main ...`` subprocesses the Slicer modules start.
+
+Each builder returns an :class:`AutoSegCommand`: the arguments after the Python executable, the
+environment variables the child needs (the workspace folders, unbuffered output), a one-line
+description for the module's log and the JSON-lines progress file the module can follow.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoseg.errors import AutoSegError
+from autoseg.paths import Workspace
+
+ENTRY_MODULE = ("-m", "autoseg.cli.main")
+PROGRESS_FILE_NAME = "progress.jsonl"  # what the trainer writes into each fold folder
+BASE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class AutoSegCommand:
+    """One ``autoseg`` subprocess: arguments after the Python executable, environment, log line, progress file."""
+
+    args: list[str]
+    environment: dict[str, str]
+    description: str
+    progress_file: Path | None = None
+
+    def command_line(self, python_executable: str) -> list[str]:
+        """The full argv, e.g. ``[PythonSlicer, "-m", "autoseg.cli.main", "train", ...]``."""
+        return [str(python_executable), *self.args]
+
+    def display(self, python_executable: str = "PythonSlicer", windows: bool | None = None) -> str:
+        """The command as one copy-pasteable line for this platform's shell."""
+        argv = self.command_line(python_executable)
+        on_windows = os.name == "nt" if windows is None else windows
+        if on_windows:
+            return subprocess.list2cmdline(argv)
+        return shlex.join(argv)
+
+
+@dataclass(frozen=True)
+class WorkspaceFolders(Workspace):
+    """The three nnU-Net folders (a :class:`Workspace`) plus the environment that points a child at them."""
+
+    def environment(self) -> dict[str, str]:
+        return workspace_environment(self)
+
+
+def workspace_environment(workspace: Workspace | None) -> dict[str, str]:
+    """``nnUNet_raw``/``nnUNet_preprocessed``/``nnUNet_results`` (absolute) plus unbuffered UTF-8 output."""
+    environment = dict(BASE_ENVIRONMENT)
+    if workspace is not None:
+        environment.update({
+            "nnUNet_raw": str(Path(workspace.raw).absolute()),
+            "nnUNet_preprocessed": str(Path(workspace.preprocessed).absolute()),
+            "nnUNet_results": str(Path(workspace.results).absolute()),
+        })
+    return environment
+
+
+def _command(workspace: Workspace | None, args: Sequence[str], description: str,
+             progress_file: Path | None = None) -> AutoSegCommand:
+    return AutoSegCommand([*ENTRY_MODULE, *args], workspace_environment(workspace), description, progress_file)
+
+
+def _fold_text(fold: str | int) -> str:
+    text = str(fold).strip()
+    if text.isdigit() or text == "all":
+        return str(int(text)) if text.isdigit() else text
+    raise AutoSegError(f"Invalid fold {fold!r}: use a number (0-4) or 'all'.")
+
+
+def _positive(value: float | int | None, what: str) -> None:
+    if value is not None and value <= 0:
+        raise AutoSegError(f"{what} must be positive, got {value}.")
+
+
+def model_folder_name(trainer: str, plans: str, configuration: str) -> str:
+    """``<trainer>__<plans>__<configuration>``, the results sub-folder of one model."""
+    return f"{trainer}__{plans}__{configuration}"
+
+
+def plan_and_preprocess_command(ws: Workspace, dataset_id: int | str, configurations: Sequence[str] | None = None,
+                                verify: bool = True, gpu_memory_target_gb: float | None = None,
+                                num_processes: int | None = None) -> AutoSegCommand:
+    """``autoseg plan_and_preprocess -d ID`` (fingerprint, plans, preprocessing; integrity check first)."""
+    _positive(gpu_memory_target_gb, "The GPU memory target")
+    _positive(num_processes, "The number of processes")
+    args = ["plan_and_preprocess", "-d", str(dataset_id)]
+    if configurations:
+        args += ["-c", *configurations]
+    if verify:
+        args.append("--verify_dataset_integrity")
+    if gpu_memory_target_gb is not None:
+        args += ["-gpu_memory_target", f"{gpu_memory_target_gb:g}"]
+    if num_processes is not None:
+        args += ["-np", str(num_processes), "-npfp", str(num_processes)]
+    try:
+        name = ws.dataset_name(dataset_id)
+    except AutoSegError:
+        name = f"dataset {dataset_id}"  # the child reports the problem with the full context
+    return _command(ws, args, f"Planning and preprocessing {name}")
+
+
+def train_command(ws: Workspace, dataset: str | int, configuration: str, fold: str | int,
+                  trainer: str = "nnUNetTrainer", plans: str = "nnUNetPlans", device: str = "auto",
+                  epochs: int | None = None, resume: bool = False, save_npz: bool = True,
+                  iterations_per_epoch: int | None = None) -> AutoSegCommand:
+    """``autoseg train DATASET CONFIG FOLD``; its progress file is the fold folder's ``progress.jsonl``."""
+    _positive(epochs, "The number of epochs")
+    _positive(iterations_per_epoch, "The number of iterations per epoch")
+    name = ws.dataset_name(dataset)
+    fold_text = _fold_text(fold)
+    args = ["train", name, configuration, fold_text, "-tr", trainer, "-p", plans, "-device", device]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    if iterations_per_epoch is not None:
+        args += ["--iterations_per_epoch", str(iterations_per_epoch)]
+    if resume:
+        args.append("--c")
+    if save_npz:
+        args.append("--npz")
+    args.append("--no_pbar")  # progress comes from progress.jsonl; bars would flood the log
+    progress = ws.results / name / model_folder_name(trainer, plans, configuration) / f"fold_{fold_text}"
+    action = "Resuming" if resume else "Training"
+    return _command(ws, args, f"{action} {configuration} fold {fold_text} of {name}", progress / PROGRESS_FILE_NAME)
+
+
+def find_best_command(ws: Workspace, dataset: str | int, configurations: Sequence[str], folds: Sequence[int | str],
+                      trainer: str = "nnUNetTrainer", plans: str = "nnUNetPlans") -> AutoSegCommand:
+    """``autoseg find_best_configuration DATASET -c ... -f ...`` (cross-validation table, postprocessing)."""
+    if not configurations:
+        raise AutoSegError("Choose at least one configuration for find_best_configuration.")
+    fold_texts = [_fold_text(f) for f in folds]
+    if not fold_texts or "all" in fold_texts:
+        raise AutoSegError("find_best_configuration compares cross-validation folds: give numbered folds (0-4), "
+                           "not 'all'.")
+    name = ws.dataset_name(dataset)
+    args = ["find_best_configuration", name, "-c", *configurations, "-tr", trainer, "-p", plans, "-f", *fold_texts]
+    return _command(ws, args, f"Finding the best configuration of {name} ({', '.join(configurations)}; "
+                              f"folds {' '.join(fold_texts)})")
+
+
+def predict_command(ws_or_none: Workspace | None, input_folder: PathLike, output_folder: PathLike,
+                    model_folder: PathLike, folds: Sequence[int | str] | None, device: str = "auto",
+                    step_size: float = 0.5, tta: bool = False, save_probabilities: bool = False,
+                    checkpoint: str = "checkpoint_final.pth", progress_file: Path | None = None,
+                    previous_stage: Path | None = None) -> AutoSegCommand:
+    """``autoseg predict -m MODEL_FOLDER -i IN -o OUT ...`` (progress as JSON lines with ``-progress_file``)."""
+    if not 0 < step_size <= 1:
+        raise AutoSegError(f"The step size must be in (0, 1], got {step_size}.")
+    model = Path(model_folder)
+    args = ["predict", "-i", str(input_folder), "-o", str(output_folder), "-m", str(model),
+            "-device", device, "-step_size", f"{step_size:g}", "-chk", checkpoint]
+    fold_texts = [_fold_text(f) for f in folds] if folds else []
+    if fold_texts:
+        args += ["-f", *fold_texts]
+    if not tta:
+        args.append("--disable_tta")
+    if save_probabilities:
+        args.append("--save_probabilities")
+    if previous_stage is not None:
+        args += ["-prev_stage_predictions", str(previous_stage)]
+    if progress_file is not None:
+        args += ["-progress_file", str(progress_file)]
+    args.append("--no_pbar")
+    which = f"folds {', '.join(fold_texts)}" if fold_texts else "all folds"
+    description = f"Predicting with {model.parent.name} {model.name.split('__')[-1]} ({which})"
+    return _command(ws_or_none, args, description, Path(progress_file) if progress_file is not None else None)
+
+
+def apply_postprocessing_command(input_folder: PathLike, output_folder: PathLike, pp_file: PathLike,
+                                 plans_json: PathLike | None, dataset_json: PathLike | None) -> AutoSegCommand:
+    """``autoseg apply_postprocessing -i IN -o OUT -pp_pkl_file FILE [-plans_json] [-dataset_json]``."""
+    args = ["apply_postprocessing", "-i", str(input_folder), "-o", str(output_folder), "-pp_pkl_file", str(pp_file)]
+    if plans_json is not None:
+        args += ["-plans_json", str(plans_json)]
+    if dataset_json is not None:
+        args += ["-dataset_json", str(dataset_json)]
+    return _command(None, args, f"Postprocessing {input_folder} with {Path(pp_file).name}")
+
+
+def export_segmentations_command(ws: Workspace, input_folder: PathLike, dataset: str | int, name: str | None,
+                                 channel_names: Mapping[str, str] | Sequence[str] | None, file_ending: str | None,
+                                 overwrite: bool, dry_run: bool) -> AutoSegCommand:
+    """``autoseg export_segmentations -i FOLDER -d DATASET [-n NAME] [-channel_names ...] [-file_ending E]``."""
+    args = ["export_segmentations", "-i", str(input_folder), "-d", str(dataset)]
+    if name:
+        args += ["-n", name]
+    if channel_names:
+        if isinstance(channel_names, Mapping):
+            names = [channel_names[k] for k in sorted(channel_names, key=lambda k: int(k) if str(k).isdigit() else 0)]
+        else:
+            names = list(channel_names)
+        args += ["-channel_names", *names]
+    if file_ending:
+        args += ["-file_ending", file_ending]
+    if overwrite:
+        args.append("--overwrite")
+    if dry_run:
+        args.append("--dry_run")
+    verb = "Checking the export of" if dry_run else "Exporting"
+    return _command(ws, args, f"{verb} the segmentations in {input_folder} to dataset {dataset}")
+
+
+def install_zip_command(ws: Workspace, zip_path: PathLike) -> AutoSegCommand:
+    """``autoseg install_pretrained_model_from_zip ZIP`` (into the workspace's nnUNet_results)."""
+    return _command(ws, ["install_pretrained_model_from_zip", str(zip_path)],
+                    f"Installing {Path(zip_path).name} into {ws.results}")

@@ -1,0 +1,164 @@
+"""The subprocess command builders: every command parses with the real ``autoseg`` parser."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoseg.cli.main import build_parser
+from autoseg.errors import AutoSegError, DatasetError
+from autoseg.paths import Workspace
+from autoseg.slicer_support.commands import (
+    AutoSegCommand,
+    WorkspaceFolders,
+    apply_postprocessing_command,
+    export_segmentations_command,
+    find_best_command,
+    install_zip_command,
+    plan_and_preprocess_command,
+    predict_command,
+    train_command,
+)
+
+DATASET = "Dataset005_Prostate"
+
+
+@pytest.fixture()
+def ws(tmp_path) -> WorkspaceFolders:
+    workspace = WorkspaceFolders.from_root(tmp_path / "my workspace")
+    (workspace.raw / DATASET).mkdir(parents=True)
+    return workspace
+
+
+def _parse(command: AutoSegCommand):
+    assert command.args[:2] == ["-m", "autoseg.cli.main"]
+    return build_parser().parse_args(command.args[2:])
+
+
+def test_workspace_folders_match_workspace_and_environment(ws, tmp_path):
+    assert isinstance(ws, Workspace)
+    assert (ws.raw, ws.preprocessed, ws.results) == tuple(
+        getattr(Workspace.from_root(tmp_path / "my workspace"), n) for n in ("raw", "preprocessed", "results"))
+    env = ws.environment()
+    assert env["nnUNet_raw"] == str(ws.raw) and env["nnUNet_results"] == str(ws.results)
+    assert env["nnUNet_preprocessed"] == str(ws.preprocessed) and env["PYTHONUNBUFFERED"] == "1"
+    # the child resolves the same workspace from this environment
+    assert Workspace.from_environment(env).raw == ws.raw
+    assert ws.dataset_name(5) == DATASET
+
+
+def test_plan_and_preprocess(ws):
+    command = plan_and_preprocess_command(ws, 5, ["3d_fullres"], verify=True, gpu_memory_target_gb=11.5, num_processes=2)
+    args = _parse(command)
+    assert args.command == "plan_and_preprocess" and args.d == ["5"] and args.configurations == ["3d_fullres"]
+    assert args.verify_dataset_integrity and args.gpu_memory_target == 11.5
+    assert args.num_processes == [2] and args.num_fingerprint_processes == 2
+    assert command.progress_file is None and command.environment["nnUNet_raw"] == str(ws.raw)
+    assert command.description == f"Planning and preprocessing {DATASET}"
+    plain = _parse(plan_and_preprocess_command(ws, 5, verify=False))
+    assert not plain.verify_dataset_integrity and plain.configurations == ["2d", "3d_fullres", "3d_lowres"]
+    assert plain.gpu_memory_target is None and plain.num_processes is None
+    with pytest.raises(AutoSegError, match="GPU memory target must be positive"):
+        plan_and_preprocess_command(ws, 5, gpu_memory_target_gb=0)
+
+
+def test_train(ws):
+    command = train_command(ws, "5", "3d_fullres", 2, epochs=10, iterations_per_epoch=5, device="cpu")
+    args = _parse(command)
+    assert (args.command, args.dataset, args.configuration, args.folds) == ("train", DATASET, "3d_fullres", ["2"])
+    assert args.trainer == "nnUNetTrainer" and args.plans == "nnUNetPlans" and args.device == "cpu"
+    assert args.epochs == 10 and args.iterations_per_epoch == 5 and args.npz and not args.resume and args.no_pbar
+    assert command.progress_file == (ws.results / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_2"
+                                     / "progress.jsonl")
+    assert command.description == f"Training 3d_fullres fold 2 of {DATASET}"
+    resumed = train_command(ws, DATASET, "2d", "all", trainer="nnUNetTrainer_5epochs", plans="nnUNetResEncUNetMPlans",
+                            resume=True, save_npz=False)
+    args = _parse(resumed)
+    assert args.resume and not args.npz and args.folds == ["all"] and args.epochs is None and args.device == "auto"
+    assert args.trainer == "nnUNetTrainer_5epochs" and args.plans == "nnUNetResEncUNetMPlans"
+    assert resumed.progress_file.parent.name == "fold_all"
+    assert resumed.progress_file.parent.parent.name == "nnUNetTrainer_5epochs__nnUNetResEncUNetMPlans__2d"
+    with pytest.raises(DatasetError, match="No dataset with id 7"):
+        train_command(ws, 7, "2d", 0)
+    with pytest.raises(AutoSegError, match="Invalid fold 'five'"):
+        train_command(ws, 5, "2d", "five")
+
+
+def test_find_best(ws):
+    command = find_best_command(ws, 5, ["2d", "3d_fullres"], ["0", 1, "2"])
+    args = _parse(command)
+    assert args.command == "find_best_configuration" and args.dataset == DATASET
+    assert args.configurations == ["2d", "3d_fullres"] and args.folds == [0, 1, 2]
+    assert args.trainers == ["nnUNetTrainer"] and args.plans == ["nnUNetPlans"]
+    with pytest.raises(AutoSegError, match="not 'all'"):
+        find_best_command(ws, 5, ["2d"], ["all"])
+
+
+def test_predict(tmp_path):
+    model = tmp_path / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    progress = tmp_path / "progress.jsonl"
+    command = predict_command(None, tmp_path / "in put", tmp_path / "out", model, [0, "1"], device="cuda",
+                              step_size=0.75, tta=True, save_probabilities=True, checkpoint="checkpoint_best.pth",
+                              progress_file=progress, previous_stage=tmp_path / "lowres")
+    args = _parse(command)
+    assert args.command == "predict" and args.model_folder == str(model) and args.dataset is None
+    assert args.input == str(tmp_path / "in put") and args.output == str(tmp_path / "out")
+    assert args.folds == ["0", "1"] and args.device == "cuda" and args.step_size == 0.75
+    assert not args.disable_tta and args.save_probabilities and args.checkpoint == "checkpoint_best.pth"
+    assert args.progress_file == str(progress) and args.prev_stage_predictions == str(tmp_path / "lowres")
+    assert command.progress_file == progress and "nnUNet_raw" not in command.environment
+    assert command.description == f"Predicting with {DATASET} 3d_fullres (folds 0, 1)"
+    plain = _parse(predict_command(None, "in", "out", model, None))
+    assert plain.folds is None and plain.disable_tta and not plain.save_probabilities and plain.progress_file is None
+    with pytest.raises(AutoSegError, match="step size"):
+        predict_command(None, "in", "out", model, None, step_size=0)
+
+
+def test_apply_postprocessing_and_install(ws, tmp_path):
+    args = _parse(apply_postprocessing_command("in", "out", tmp_path / "postprocessing.pkl", tmp_path / "plans.json",
+                                               None))
+    assert args.command == "apply_postprocessing" and args.input == "in" and args.output == "out"
+    assert args.pp_pkl_file == str(tmp_path / "postprocessing.pkl") and args.plans_json == str(tmp_path / "plans.json")
+    assert args.dataset_json is None
+    command = install_zip_command(ws, tmp_path / "model.zip")
+    args = _parse(command)
+    assert args.command == "install_pretrained_model_from_zip" and args.zip == str(tmp_path / "model.zip")
+    assert command.environment["nnUNet_results"] == str(ws.results)
+
+
+def test_export_segmentations(ws, tmp_path):
+    command = export_segmentations_command(ws, tmp_path / "segs", 12, "Liver", {"1": "PET", "0": "CT"}, ".nrrd",
+                                           overwrite=True, dry_run=True)
+    assert command.args[2:] == ["export_segmentations", "-i", str(tmp_path / "segs"), "-d", "12", "-n", "Liver",
+                                "-channel_names", "CT", "PET", "-file_ending", ".nrrd", "--overwrite", "--dry_run"]
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    if "export_segmentations" in commands:  # the command is written by another part of the project
+        args = parser.parse_args(command.args[2:])
+        assert args.command == "export_segmentations"
+    minimal = export_segmentations_command(ws, "segs", DATASET, None, None, None, overwrite=False, dry_run=False)
+    assert minimal.args[2:] == ["export_segmentations", "-i", "segs", "-d", DATASET]
+
+
+def test_command_line_and_display(ws, tmp_path):
+    command = train_command(ws, 5, "3d_fullres", 0)
+    argv = command.command_line("/opt/Slicer 5.8/bin/PythonSlicer")
+    assert argv[0] == "/opt/Slicer 5.8/bin/PythonSlicer" and argv[1:] == command.args
+    posix = command.display("/opt/Slicer 5.8/bin/PythonSlicer", windows=False)
+    assert shlex.split(posix) == argv
+    windows = command.display(r"C:\Program Files\Slicer\bin\PythonSlicer.exe", windows=True)
+    assert windows.startswith(r'"C:\Program Files\Slicer\bin\PythonSlicer.exe" -m autoseg.cli.main train')
+    assert command.display().startswith("PythonSlicer -m autoseg.cli.main train ")
+
+
+def test_built_command_runs_as_a_subprocess(ws, tmp_path):
+    """A real child process with the command's environment: the parser accepts it and -h exits cleanly."""
+    command = predict_command(ws, tmp_path / "in", tmp_path / "out", tmp_path / "model", None)
+    result = subprocess.run([*command.command_line(sys.executable), "-h"], env={**command.environment, "PATH": ""},
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr
+    assert "-progress_file FILE" in result.stdout
