@@ -79,6 +79,7 @@ class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.onOutput = self.ui.logTextEdit.appendPlainText
         self.logic.onProgress = self.onProgress
         self.logic.onDone = self.onDone
+        self.logic.onInstalled = self.refreshModels
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -167,7 +168,6 @@ class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Could not install the model."), waitCursor=True):
             self.logic.installZip(self._parameterNode.workspaceFolder, path)
             self.ui.statusLabel.text = _("Installing {zip}...").format(zip=Path(path).name)
-        self.logic.onInstalled = self.refreshModels
 
     def onModelChanged(self, index=None):
         model = self.currentModel()
