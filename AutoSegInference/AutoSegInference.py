@@ -83,6 +83,7 @@ class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshModels())
         self.ui.modelComboBox.currentIndexChanged.connect(self.onModelChanged)
         self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
         self.ui.addModelFolderButton.clicked.connect(self.onAddModelFolder)
@@ -298,7 +299,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         (folder / "input").mkdir()
         for channel, volumeNode in enumerate(volumeNodes):
             path = folder / "input" / f"case_{channel:04d}{model.file_ending}"
-            if not slicer.util.exportNode(volumeNode, str(path)):
+            if not slicer.util.exportNode(volumeNode, str(path), {}):
                 raise RuntimeError(_("Could not write {node} to {path}.").format(node=volumeNode.GetName(), path=path))
         usePostprocessing = postprocessing and model.postprocessing_file is not None
         self.job = dict(model=model, folder=folder, volume=volumeNodes[0], segmentation=segmentationNode,
@@ -407,10 +408,9 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
 
         volume, _segmentation, labels = makeAnnotatedCase("case", ["a", "b"], seed=3)
         folder = Path(tempfile.mkdtemp(prefix="AutoSegInferenceTest-"))
-        slicer.util.exportNode(volume, str(folder / "case.nrrd"))
         labelmapNode = slicer.modules.volumes.logic().CreateAndAddLabelVolume(volume, "result")
         slicer.util.updateVolumeFromArray(labelmapNode, labels)
-        slicer.util.exportNode(labelmapNode, str(folder / "result.nrrd"))
+        self.assertTrue(slicer.util.exportNode(labelmapNode, str(folder / "result.nrrd"), {}))
         slicer.mrmlScene.RemoveNode(labelmapNode)
         model = ModelInfo(folder=folder, dataset_name="Dataset001_Test", trainer="nnUNetTrainer", plans="nnUNetPlans",
                           configuration="3d_fullres", folds=["0"], channel_names={"0": "CT"},

@@ -79,6 +79,7 @@ class AutoSegPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.datasetComboBox.currentTextChanged.connect(self.onDatasetChanged)
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
         self.ui.volumesSelector.checkedNodesChanged.connect(self.updateButtons)
@@ -328,12 +329,12 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         images = []
         for channel, volumeNode in enumerate(volumeNodes):
             path = folder / f"{caseId}_{channel:04d}.nrrd"
-            if not slicer.util.exportNode(volumeNode, str(path), world=True):
+            if not slicer.util.exportNode(volumeNode, str(path), {}, world=True):
                 raise RuntimeError(_("Could not write {node} to {path}.").format(node=volumeNode.GetName(), path=path))
             images.append(path)
         segmentationNode.CreateBinaryLabelmapRepresentation()
         segmentationPath = folder / f"{caseId}.seg.nrrd"
-        if not slicer.util.exportNode(segmentationNode, str(segmentationPath), world=True):
+        if not slicer.util.exportNode(segmentationNode, str(segmentationPath), {}, world=True):
             raise RuntimeError(_("Could not write {node} to {path}.").format(node=segmentationNode.GetName(), path=segmentationPath))
         case = ExportCase(case_id=caseId, images=images, segmentation=segmentationPath)
         self.cases.append(case)

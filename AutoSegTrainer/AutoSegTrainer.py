@@ -91,6 +91,7 @@ class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
         self.ui.addToQueueButton.clicked.connect(self.onAddToQueue)
         self.ui.startButton.clicked.connect(self.onStart)
@@ -171,8 +172,15 @@ class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.startQueue(device=p.device, epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch,
                                   trainer=p.trainer.strip(), plans=p.plans.strip(), resume=p.resume,
                                   findBestWhenDone=p.findBestWhenDone)
-            self.plotWidget.mrmlPlotViewNode().SetPlotChartNodeID(self.logic.chartNode.GetID())
+            self.showCurves()
         self.updateButtons()
+
+    def showCurves(self):
+        viewNode = self.plotWidget.mrmlPlotViewNode()
+        if viewNode is None or slicer.mrmlScene.GetNodeByID(viewNode.GetID()) is None:
+            viewNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "AutoSeg training plot view")
+            self.plotWidget.setMRMLPlotViewNode(viewNode)
+        viewNode.SetPlotChartNodeID(self.logic.chartNode.GetID())
 
     def onCancel(self):
         self.logic.cancel()
