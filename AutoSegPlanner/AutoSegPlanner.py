@@ -368,17 +368,10 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def labelTableRows(plan):
-        """(value, label, cases that have it, cases missing it) for the label table."""
-        table = plan.label_table
-        rows = []
-        for name, value in table.labels.items():
-            if value == 0:
-                continue
-            having = [case for case, segments in table.case_segments.items() if value in segments.values()]
-            missing = [case for case, labels in table.missing.items() if name in labels]
-            flag = _(" (new)") if name in table.new_labels else ""
-            rows.append((str(value), name + flag, str(len(having)), ", ".join(missing)))
-        return rows
+        """(value, label, cases that have it, cases missing it) as text; labels new to the dataset are marked."""
+        new = set(plan.label_table.new_labels)
+        return [(str(value), name + (_(" (new)") if name in new else ""), str(count), ", ".join(missing))
+                for value, name, count, missing in plan.label_rows()]
 
     def startExport(self, plan, overwrite):
         """Write the dataset in a worker thread (file work only); progress in ``exportState``."""

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "plan_and_preprocess",
     "verify_dataset",
     "convert_datasets",
+    "export_segmentations",
     "train",
     "predict",
     "evaluate",

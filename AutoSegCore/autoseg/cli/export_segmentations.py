@@ -1,0 +1,130 @@
+"""``autoseg export_segmentations``: Slicer ``.seg.nrrd`` files + their volumes -> an ``nnUNet_raw`` dataset.
+
+Prints the segment-name -> label table and the case list, then writes (unless ``--dry_run``). Existing
+cases are replaced only with ``--overwrite``; every problem found is listed at once (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from autoseg.cli.common import add_flag, workspace_from_environment
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export_segmentations",
+        help="export 3D Slicer segmentations (.seg.nrrd) and their volumes to a new or existing "
+        "nnUNet_raw dataset",
+        description="Read a folder of CASE.seg.nrrd files, each next to its volume CASE.<ext> (one "
+        "channel) or CASE_0000.<ext>, CASE_0001.<ext>, ... (one file per channel; <ext> .nrrd, .nii.gz, "
+        ".nii, .mha, ...). Segments are matched to labels by name across cases (ignoring case and spaces); "
+        "each case's label image is written on the grid of its channel-0 volume (imagesTr/CASE_XXXX, "
+        "labelsTr/CASE) and dataset.json is written, or extended when the dataset exists (its label values, "
+        "channel names and file ending are kept). Existing cases are never replaced without --overwrite.",
+    )
+    add_flag(
+        parser,
+        "-i",
+        required=True,
+        dest="input_folder",
+        metavar="FOLDER",
+        help="folder with the .seg.nrrd files and their volumes",
+    )
+    add_flag(
+        parser,
+        "-d",
+        required=True,
+        dest="dataset",
+        metavar="DATASET",
+        help="target dataset id (5, 005) or name (Dataset005_Liver); an existing one is extended",
+    )
+    add_flag(
+        parser,
+        "-n",
+        default=None,
+        dest="name",
+        metavar="NAME",
+        help="name of a new dataset (creates DatasetXXX_NAME); not needed to extend an existing one",
+    )
+    add_flag(
+        parser,
+        "-channel_names",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="one name per channel, in order, e.g. CT or T2 ADC ('CT' selects CT normalization); "
+        "required for a new dataset, must match an existing one",
+    )
+    add_flag(
+        parser,
+        "-channel_suffixes",
+        nargs="+",
+        default=None,
+        metavar="SUFFIX",
+        help="volume name suffixes per channel instead of _0000, _0001, ... (e.g. _T2 _ADC finds "
+        "CASE_T2.nrrd and CASE_ADC.nrrd)",
+    )
+    add_flag(
+        parser,
+        "-file_ending",
+        default=None,
+        metavar="ENDING",
+        help="file ending written (.nii.gz, .nii, .nrrd, .mha); default: the existing dataset's, "
+        "else .nii.gz",
+    )
+    add_flag(
+        parser,
+        "-overlap",
+        choices=("error", "last"),
+        default="error",
+        help="overlapping segments: 'error' (default) lists them; 'last' lets the later label win",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace cases that already exist in the dataset (otherwise the command refuses)",
+    )
+    parser.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="only print the label table, the cases and the problems; write nothing",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoseg.dataset.export_segmentations import find_cases_in_folder, plan_export, write_export
+    from autoseg.errors import DatasetError
+
+    workspace = workspace_from_environment()
+    cases = find_cases_in_folder(args.input_folder, args.channel_suffixes)
+    plan = plan_export(
+        cases, workspace.raw, args.dataset, args.name, args.channel_names, args.file_ending, args.overlap
+    )
+    print(plan.format())
+    if plan.problems:
+        raise DatasetError(
+            f"{len(plan.problems)} problem(s) listed above; nothing was written. Fix them and run "
+            f"the command again."
+        )
+    if args.dry_run:
+        print("\nDry run: nothing was written.")
+        return 0
+    if plan.existing_cases and not args.overwrite:
+        raise DatasetError(
+            f"{len(plan.existing_cases)} case(s) already exist in {plan.dataset_folder}: "
+            f"{', '.join(plan.existing_cases)}. Nothing was written. Pass --overwrite to replace "
+            f"them, or rename those cases."
+        )
+    print()
+    written = write_export(
+        plan,
+        overwrite=args.overwrite,
+        progress=lambda done, total, case: print(f"[{done}/{total}] {case}", flush=True),
+    )
+    print(
+        f"Exported {len(written)} case(s) to {plan.dataset_folder}. Next: autoseg plan_and_preprocess -d "
+        f"{plan.dataset_folder.name} --verify_dataset_integrity"
+    )
+    return 0
