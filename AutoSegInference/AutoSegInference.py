@@ -14,7 +14,6 @@ from typing import Annotated
 import numpy as np
 import qt
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -26,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ProcessRunner, setUpDependencyPanel, setWorkspaceFolder, workspaceFolder
+from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, setUpDependencyPanel, setWorkspaceFolder
 
 MODEL_FOLDERS_KEY = "AutoSeg/ExtraModelFolders"
 VOLUME_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -59,13 +58,11 @@ class AutoSegInferenceParameterNode:
     probabilities: bool = False
 
 
-class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self.models = []
         self.channelSelectors = []
 
@@ -81,8 +78,7 @@ class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.onDone = self.onDone
         self.logic.onInstalled = self.refreshModels
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshModels())
         self.ui.modelComboBox.currentIndexChanged.connect(self.onModelChanged)
         self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
@@ -95,41 +91,9 @@ class AutoSegInferenceWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Inference")
 
-    def cleanup(self):
-        self.removeObservers()
-        self.logic.runner.cancel()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if str(self._parameterNode.workspaceFolder) in ("", "."):
-            self._parameterNode.workspaceFolder = workspaceFolder()
+    def onParameterNodeReady(self):
         if not self._parameterNode.inputVolume:
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None):
         running = self.logic.runner.isRunning

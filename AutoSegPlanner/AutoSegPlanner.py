@@ -13,7 +13,6 @@ from typing import Annotated
 
 import qt
 import slicer
-import vtk
 from slicer import vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -25,7 +24,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder, workspaceFolder
+from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder
 
 NEW_DATASET = "(new dataset)"
 
@@ -57,13 +56,11 @@ class AutoSegPlannerParameterNode:
     gpuMemoryTargetGb: Annotated[float, WithinRange(1.0, 200.0)] = 8.0
 
 
-class AutoSegPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._exportPlan = None
         self._exportThread = None
 
@@ -77,8 +74,7 @@ class AutoSegPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.runner.onOutput = self.ui.logTextEdit.appendPlainText
         self.logic.runner.onFinished = self.onPlanningFinished
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.datasetComboBox.currentTextChanged.connect(self.onDatasetChanged)
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
@@ -94,40 +90,6 @@ class AutoSegPlannerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refreshDatasets()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Planner")
-
-    def cleanup(self):
-        self.removeObservers()
-        self.logic.runner.cancel()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if not str(self._parameterNode.workspaceFolder) or str(self._parameterNode.workspaceFolder) == ".":
-            self._parameterNode.workspaceFolder = workspaceFolder()
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None):
         p = self._parameterNode

@@ -8,9 +8,10 @@ in the background from a Qt timer, and the workspace folder kept in the applicat
 from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
 from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
-from AutoSegSlicerLib.widgets import fillTable
+from AutoSegSlicerLib.widgets import ParameterNodeWidgetMixin, fillTable
 
 __all__ = [
+    "ParameterNodeWidgetMixin",
     "ProcessRunner",
     "defaultWorkspaceFolder",
     "dependenciesMissing",

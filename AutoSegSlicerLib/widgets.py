@@ -13,3 +13,63 @@ def fillTable(table, rows, columns=None):
         for column, text in enumerate(values):
             table.setItem(row, column, qt.QTableWidgetItem(str(text)))
     table.resizeColumnsToContents()
+
+
+class ParameterNodeWidgetMixin:
+    """Parameter-node plumbing shared by the AutoSeg module widgets (Slicer's scripted-module template).
+
+    The widget provides ``self.ui``, ``self.logic`` (with ``getParameterNode()`` and ``runner``) and
+    ``updateButtons()``; the parameter node has a ``workspaceFolder``. ``onParameterNodeReady`` is the
+    hook for module-specific defaults.
+    """
+
+    _parameterNode = None
+    _parameterNodeGuiTag = None
+
+    def observeSceneClose(self):
+        import slicer
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+    def cleanup(self):
+        self.removeObservers()
+        self.logic.runner.cancel()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        from AutoSegSlicerLib.settings import workspaceFolder
+
+        self.setParameterNode(self.logic.getParameterNode())
+        if str(self._parameterNode.workspaceFolder) in ("", "."):
+            self._parameterNode.workspaceFolder = workspaceFolder()
+        self.onParameterNodeReady()
+
+    def onParameterNodeReady(self):
+        pass
+
+    def setParameterNode(self, inputParameterNode):
+        import vtk
+
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import numpy as np
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
@@ -22,7 +21,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder, workspaceFolder
+from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -64,13 +63,11 @@ class AutoSegTrainerParameterNode:
     findBestWhenDone: bool = True
 
 
-class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -89,8 +86,7 @@ class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.plotWidget.minimumHeight = 220
         self.ui.plotFrame.layout().addWidget(self.plotWidget)
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
         self.ui.addToQueueButton.clicked.connect(self.onAddToQueue)
@@ -103,39 +99,6 @@ class AutoSegTrainerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Trainer")
         self.updateButtons()
-
-    def cleanup(self):
-        self.removeObservers()
-        self.logic.runner.cancel()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-
-    def onSceneStartClose(self, caller, event):
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        if str(self._parameterNode.workspaceFolder) in ("", "."):
-            self._parameterNode.workspaceFolder = workspaceFolder()
-
-    def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
 
     def updateButtons(self, caller=None, event=None):
         running = self.logic.runner.isRunning

@@ -129,7 +129,8 @@ def test_module_file_is_a_thin_slicer_module(module):
     assert len(source.splitlines()) <= 500
     classes = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
     assert {module, f"{module}Widget", f"{module}Logic", f"{module}Test", f"{module}ParameterNode"} <= classes
-    assert "tryWithErrorDisplay" in source and "connectGui" in source
+    assert "tryWithErrorDisplay" in source and "ParameterNodeWidgetMixin" in source
+    assert "connectGui(self.ui)" in (ROOT / "AutoSegSlicerLib" / "widgets.py").read_text()
 
 
 def test_extension_cmake_metadata_and_subdirectories():
