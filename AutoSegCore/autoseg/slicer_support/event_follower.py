@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,3 +80,39 @@ def _read_tolerant(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         except ValueError:
             continue
     return events, offset + end
+
+
+class FollowingMonitor:
+    """Base of the progress monitors: follows a file and feeds each new event to :meth:`_apply`.
+
+    Subclasses implement ``_reset`` (fresh state; also called when the file restarts), ``_apply(event)``
+    and ``_update_status`` (derive the status after a poll).
+    """
+
+    def __init__(self, progress_file: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
+        self.follower = EventFollower(progress_file)
+        self._clock = clock
+        self._reset()
+
+    @property
+    def progress_file(self) -> Path:
+        return self.follower.path
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Read the events written since the last poll, update the status, return the events."""
+        result = self.follower.poll()
+        if result.restarted:
+            self._reset()
+        for event in result.events:
+            self._apply(event)
+        self._update_status()
+        return result.events
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _update_status(self) -> None:
+        raise NotImplementedError

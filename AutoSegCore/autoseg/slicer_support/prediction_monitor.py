@@ -7,14 +7,10 @@ seconds}, ``error`` {message}.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from autoseg.slicer_support.event_follower import EventFollower
+from autoseg.slicer_support.event_follower import FollowingMonitor
 from autoseg.slicer_support.training_monitor import format_duration
 
 
@@ -32,33 +28,14 @@ class PredictionStatus:
     seconds: float | None = None  # total time, once finished
 
 
-class PredictionMonitor:
+class PredictionMonitor(FollowingMonitor):
     """Polls a prediction progress file; :attr:`status` follows the run."""
-
-    def __init__(self, progress_file: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
-        self.follower = EventFollower(progress_file)
-        self._clock = clock
-        self._reset()
-
-    @property
-    def progress_file(self) -> Path:
-        return self.follower.path
 
     def _reset(self) -> None:
         self.status = PredictionStatus()
         self._started_at: float | None = None
         self._error: str | None = None
         self.case_seconds: dict[str, float] = {}
-
-    def poll(self) -> list[dict[str, Any]]:
-        """Read the events written since the last poll, update :attr:`status`, return the events."""
-        result = self.follower.poll()
-        if result.restarted:
-            self._reset()
-        for event in result.events:
-            self._apply(event)
-        self._update()
-        return result.events
 
     def _apply(self, event: dict[str, Any]) -> None:
         status, kind = self.status, event.get("type")
@@ -89,7 +66,7 @@ class PredictionMonitor:
         within = status.window / status.num_windows if status.window and status.num_windows else 0.0
         return min(1.0, (status.case_index + within) / status.num_cases)
 
-    def _update(self) -> None:
+    def _update_status(self) -> None:
         status = self.status
         if status.state == "waiting":
             return

@@ -11,14 +11,10 @@ epoch is the checkpoint's: curve points from that epoch on are dropped and re-fi
 from __future__ import annotations
 
 import math
-import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from autoseg.slicer_support.event_follower import EventFollower
+from autoseg.slicer_support.event_follower import FollowingMonitor
 
 #: Share of the whole run given to the final validation in ``TrainingStatus.fraction``.
 VALIDATION_SHARE = 0.05
@@ -98,17 +94,8 @@ def _mean_dice(event: dict[str, Any]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class TrainingMonitor:
+class TrainingMonitor(FollowingMonitor):
     """Polls one fold's ``progress.jsonl``; :attr:`curves` and :attr:`status` follow the training."""
-
-    def __init__(self, progress_file: str | os.PathLike[str], clock: Callable[[], float] = time.time) -> None:
-        self.follower = EventFollower(progress_file)
-        self._clock = clock
-        self._reset()
-
-    @property
-    def progress_file(self) -> Path:
-        return self.follower.path
 
     def _reset(self) -> None:
         self.curves = TrainingCurves()
@@ -121,16 +108,6 @@ class TrainingMonitor:
         self._validation_started: float | None = None
         self._validation: tuple[int, int] | None = None
         self._error: str | None = None
-
-    def poll(self) -> list[dict[str, Any]]:
-        """Read the events written since the last poll, update curves and status, return the events."""
-        result = self.follower.poll()
-        if result.restarted:
-            self._reset()
-        for event in result.events:
-            self._apply(event)
-        self._update_status()
-        return result.events
 
     # -- events ---------------------------------------------------------------------------------------
     def _apply(self, event: dict[str, Any]) -> None:
