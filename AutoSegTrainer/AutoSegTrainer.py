@@ -216,8 +216,8 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         preprocessed = WorkspaceFolders.from_root(workspaceFolder).preprocessed
         if not preprocessed.is_dir():
             return []
-        return sorted(p.parent.name for p in preprocessed.glob("Dataset[0-9][0-9][0-9]_*/*.json")
-                      if p.name != "dataset.json" and p.name != "dataset_fingerprint.json")
+        notPlans = {"dataset.json", "dataset_fingerprint.json", "splits_final.json"}
+        return sorted({p.parent.name for p in preprocessed.glob("Dataset[0-9][0-9][0-9]_*/*.json") if p.name not in notPlans})
 
     def setDataset(self, workspaceFolder, dataset):
         from autoseg.slicer_support.commands import WorkspaceFolders

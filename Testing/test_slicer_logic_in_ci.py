@@ -62,6 +62,10 @@ def _planned_workspace(root: Path) -> Path:
     dataset.mkdir(parents=True)
     (dataset / "nnUNetPlans.json").write_text("{}")
     (dataset / "dataset.json").write_text("{}")
+    (dataset / "nnUNetResEncUNetMPlans.json").write_text("{}")  # a second plans file: still one dataset
+    (dataset / "splits_final.json").write_text("[]")
+    (root / "nnUNet_preprocessed" / "Dataset008_Unplanned").mkdir()
+    (root / "nnUNet_preprocessed" / "Dataset008_Unplanned" / "splits_final.json").write_text("[]")
     return root
 
 
