@@ -199,7 +199,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self, processFactory=None):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.runner = ProcessRunner(onOutput=self._output, onProgress=lambda s: self.onProgress(s),
+        self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=lambda s: self.onProgress(s),
                                     onFinished=self._finished, processFactory=processFactory)
         self.onOutput = print
         self.onProgress = lambda status: None
@@ -276,9 +276,6 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             self.runner.start(apply_postprocessing_command(folder / "output", folder / "postprocessed",
                                                            model.postprocessing_file, model.folder / "plans.json",
                                                            model.folder / "dataset.json"))
-
-    def _output(self, line):
-        self.onOutput(line)
 
     def _finished(self, command, returncode):
         job = self.job

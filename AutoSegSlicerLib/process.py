@@ -37,7 +37,6 @@ class ProcessRunner:
         self.processFactory = processFactory or self._slicerProcess
         self.queue = []  # (command, monitor) waiting to start
         self.current = None  # (command, monitor, process)
-        self.output = []  # every line of the current command
         self.timer = qt.QTimer()
         self.timer.setInterval(pollIntervalMs)
         self.timer.timeout.connect(self._poll)
@@ -61,7 +60,6 @@ class ProcessRunner:
         if not self.queue:
             return
         command, monitor = self.queue.pop(0)
-        self.output = []
         self.onOutput(f"$ {command.display()}")
         process = self.processFactory(command)
         self.current = (command, monitor, process)
@@ -87,7 +85,6 @@ class ProcessRunner:
         command, monitor, process = self.current
         update = process.poll()
         for line in update.lines:
-            self.output.append(line)
             self.onOutput(line)
         if monitor is not None:
             monitor.poll()

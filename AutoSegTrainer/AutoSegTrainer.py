@@ -183,7 +183,7 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         from autoseg.slicer_support.run_queue import RunQueue
         ScriptedLoadableModuleLogic.__init__(self)
         self.queue = RunQueue()
-        self.runner = ProcessRunner(onOutput=self._output, onProgress=self._progress, onFinished=self._finished,
+        self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=self._progress, onFinished=self._finished,
                                     processFactory=processFactory)
         self.onOutput = print
         self.onProgress = lambda status: None
@@ -265,9 +265,6 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.queue.cancel_pending(_("cancelled"))
         self.runner.cancel()
         self.onQueueChanged()
-
-    def _output(self, line):
-        self.onOutput(line)
 
     def _progress(self, status):
         self._updateCurves()
