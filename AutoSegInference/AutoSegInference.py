@@ -25,7 +25,13 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, setUpDependencyPanel, setWorkspaceFolder
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    imageVolumeNodes,
+    setUpDependencyPanel,
+    writeCaseVolumes,
+)
 
 MODEL_FOLDERS_KEY = "AutoSeg/ExtraModelFolders"
 VOLUME_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -79,7 +85,6 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         self.logic.onInstalled = self.refreshModels
 
         self.observeSceneClose()
-        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshModels())
         self.ui.modelComboBox.currentIndexChanged.connect(self.onModelChanged)
         self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
         self.ui.addModelFolderButton.clicked.connect(self.onAddModelFolder)
@@ -87,13 +92,15 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         self.ui.applyButton.clicked.connect(self.onApply)
         self.ui.cancelButton.clicked.connect(self.logic.runner.cancel)
         self.initializeParameterNode()
+        self.followWorkspaceFolder(self.refreshModels)
         self.refreshModels()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Inference")
 
     def onParameterNodeReady(self):
         if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            images = imageVolumeNodes()
+            self._parameterNode.inputVolume = images[0] if images else None
 
     def updateButtons(self, caller=None, event=None):
         running = self.logic.runner.isRunning
@@ -108,7 +115,6 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         return self.models[index] if 0 <= index < len(self.models) else None
 
     def refreshModels(self):
-        setWorkspaceFolder(self._parameterNode.workspaceFolder)
         with slicer.util.tryWithErrorDisplay(_("Could not list the models."), waitCursor=True):
             self.models = self.logic.findModels(self._parameterNode.workspaceFolder, self.extraModelFolders())
         self.ui.modelComboBox.clear()
@@ -142,13 +148,14 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         self.channelSelectors = []
         self.ui.modelInfoLabel.text = self.logic.describeModel(model) if model else _("No model found: train one, add a results folder or install a zip.")
         if model:
-            volumes = slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+            volumes = imageVolumeNodes()
             order = self.logic.matchChannels(model, volumes)
             for channel, name in sorted(model.channel_names.items(), key=lambda kv: int(kv[0])):
                 if channel == "0":
                     continue  # channel 0 is the parameter node's inputVolume selector
                 selector = slicer.qMRMLNodeComboBox()
                 selector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+                selector.hideChildNodeTypes = ["vtkMRMLLabelMapVolumeNode"]
                 selector.noneEnabled = True
                 selector.addEnabled = False
                 selector.setMRMLScene(slicer.mrmlScene)
@@ -260,11 +267,11 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("The model needs {count} input volume(s): {names}.").format(
                 count=len(model.channel_names), names=", ".join(model.channel_names.values())))
         folder = Path(tempfile.mkdtemp(prefix="AutoSegInference-", dir=slicer.app.temporaryPath))
-        (folder / "input").mkdir()
-        for channel, volumeNode in enumerate(volumeNodes):
-            path = folder / "input" / f"case_{channel:04d}{model.file_ending}"
-            if not slicer.util.exportNode(volumeNode, str(path), {}):
-                raise RuntimeError(_("Could not write {node} to {path}.").format(node=volumeNode.GetName(), path=path))
+        try:
+            self.writeInputs(volumeNodes, folder, model.file_ending)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         usePostprocessing = postprocessing and model.postprocessing_file is not None
         self.job = dict(model=model, folder=folder, volume=volumeNodes[0], segmentation=segmentationNode,
                         probabilities=probabilities, output=folder / ("postprocessed" if usePostprocessing else "output"))
@@ -276,6 +283,19 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             self.runner.start(apply_postprocessing_command(folder / "output", folder / "postprocessed",
                                                            model.postprocessing_file, model.folder / "plans.json",
                                                            model.folder / "dataset.json"))
+
+    @staticmethod
+    def writeInputs(volumeNodes, folder, fileEnding):
+        """``folder/input/case_CCCC<ending>``: channel 0 as it is, the others in its frame and on its grid."""
+        from autoseg.dataset.export_write import write_channels_on_reference
+
+        (folder / "staging").mkdir(parents=True)
+        (folder / "input").mkdir()
+        staged = writeCaseVolumes(volumeNodes, folder / "staging", "case", ".nrrd")
+        targets = [folder / "input" / f"case_{channel:04d}{fileEnding}" for channel in range(len(staged))]
+        write_channels_on_reference(staged, targets, fileEnding)
+        shutil.rmtree(folder / "staging", ignore_errors=True)
+        return targets
 
     def _finished(self, command, returncode):
         job = self.job
@@ -318,6 +338,10 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             for segment in segments:
                 colorNode.SetColor(segment.value, segment.name, *segment.color, 1.0)
             labelmap.GetDisplayNode().SetAndObserveColorNodeID(colorNode.GetID())
+            # the label file is in the volume's own frame: labelmap and segmentation go under the volume's
+            # transform *before* the import, so nothing is resampled through a transform
+            labelmap.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
+            segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
             segmentationNode.GetSegmentation().RemoveAllSegments()
             segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
             slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentationNode)
@@ -333,7 +357,6 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             vtkSegment.SetColor(*segment.color)
             if segment.terminology:
                 vtkSegment.SetTag(vtkSegment.GetTerminologyEntryTagName(), segment.terminology)
-        segmentationNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
         segmentationNode.CreateDefaultDisplayNodes()
         return segmentationNode
 
@@ -347,6 +370,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         for channel, name in enumerate(probability_channel_names(model.labels, len(probabilities))):
             node = slicer.modules.volumes.logic().CloneVolumeWithoutImageData(
                 slicer.mrmlScene, volumeNode, f"{volumeNode.GetName()} {name} probability")
+            node.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
             slicer.util.updateVolumeFromArray(node, probabilities[channel].astype(np.float32))
             nodes.append(node)
         return nodes

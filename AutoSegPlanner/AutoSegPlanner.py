@@ -24,7 +24,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    fillTable,
+    setUpDependencyPanel,
+    writeCaseVolumes,
+    writeSegmentationInFrameOf,
+)
 
 NEW_DATASET = "(new dataset)"
 
@@ -75,7 +82,6 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.logic.runner.onFinished = self.onPlanningFinished
 
         self.observeSceneClose()
-        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.datasetComboBox.currentTextChanged.connect(self.onDatasetChanged)
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
         self.ui.volumesSelector.checkedNodesChanged.connect(self.updateButtons)
@@ -87,6 +93,7 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.planButton.clicked.connect(self.onPlan)
         self.ui.cancelButton.clicked.connect(self.logic.runner.cancel)
         self.initializeParameterNode()
+        self.followWorkspaceFolder(self.refreshDatasets)
         self.refreshDatasets()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Planner")
@@ -103,7 +110,6 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
     # Dataset --------------------------------------------------------------------------------------
 
     def refreshDatasets(self):
-        setWorkspaceFolder(self._parameterNode.workspaceFolder)
         current = self.ui.datasetComboBox.currentText
         self.ui.datasetComboBox.clear()
         self.ui.datasetComboBox.addItems([NEW_DATASET] + self.logic.existingDatasets(self._parameterNode.workspaceFolder))
@@ -277,7 +283,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         return [volumeNodes[index] for index in order]
 
     def addSceneCase(self, caseId, volumeNodes, segmentationNode):
-        """Write the volumes (channel 0 is the reference geometry) and the segmentation to the staging folder."""
+        """Write the volumes and the segmentation to the staging folder, in channel 0's frame (``casefiles``)."""
         from autoseg.dataset.export_segmentations import ExportCase
 
         if not caseId or any(c in caseId for c in "/\\:"):
@@ -288,16 +294,9 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("Select the case's volume(s) and its segmentation."))
         folder = self.stagingFolder / caseId
         folder.mkdir(parents=True, exist_ok=True)
-        images = []
-        for channel, volumeNode in enumerate(volumeNodes):
-            path = folder / f"{caseId}_{channel:04d}.nrrd"
-            if not slicer.util.exportNode(volumeNode, str(path), {}, world=True):
-                raise RuntimeError(_("Could not write {node} to {path}.").format(node=volumeNode.GetName(), path=path))
-            images.append(path)
-        segmentationNode.CreateBinaryLabelmapRepresentation()
+        images = writeCaseVolumes(volumeNodes, folder, caseId, ".nrrd")
         segmentationPath = folder / f"{caseId}.seg.nrrd"
-        if not slicer.util.exportNode(segmentationNode, str(segmentationPath), {}, world=True):
-            raise RuntimeError(_("Could not write {node} to {path}.").format(node=segmentationNode.GetName(), path=segmentationPath))
+        writeSegmentationInFrameOf(segmentationNode, volumeNodes[0], segmentationPath)
         case = ExportCase(case_id=caseId, images=images, segmentation=segmentationPath)
         self.cases.append(case)
         return case

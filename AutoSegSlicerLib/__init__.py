@@ -5,6 +5,7 @@ this package only adds what needs ``slicer``/``qt``: installing dependencies, ru
 in the background from a Qt timer, and the workspace folder kept in the application settings.
 """
 
+from AutoSegSlicerLib.casefiles import imageVolumeNodes, writeCaseVolumes, writeSegmentationInFrameOf
 from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
 from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
@@ -17,8 +18,11 @@ __all__ = [
     "dependenciesMissing",
     "ensureDependencies",
     "fillTable",
+    "imageVolumeNodes",
     "pythonSlicerExecutable",
     "setUpDependencyPanel",
     "setWorkspaceFolder",
     "workspaceFolder",
+    "writeCaseVolumes",
+    "writeSegmentationInFrameOf",
 ]

@@ -20,4 +20,7 @@ def workspaceFolder():
 
 
 def setWorkspaceFolder(folder):
+    """Remember ``folder`` (absolute); an empty or relative path (a widget's default ".") is never saved."""
+    if not str(folder) or not Path(folder).is_absolute():
+        return
     qt.QSettings().setValue(WORKSPACE_KEY, str(folder))

@@ -1,5 +1,7 @@
 """Small Qt conveniences shared by the AutoSeg module widgets."""
 
+from pathlib import Path
+
 import qt
 
 
@@ -54,10 +56,31 @@ class ParameterNodeWidgetMixin:
     def initializeParameterNode(self):
         from AutoSegSlicerLib.settings import workspaceFolder
 
-        self.setParameterNode(self.logic.getParameterNode())
-        if str(self._parameterNode.workspaceFolder) in ("", "."):
-            self._parameterNode.workspaceFolder = workspaceFolder()
+        parameterNode = self.logic.getParameterNode()
+        if str(parameterNode.workspaceFolder) in ("", "."):  # a new scene: the saved workspace, before the GUI sees it
+            parameterNode.workspaceFolder = workspaceFolder()
+        self.setParameterNode(parameterNode)
         self.onParameterNodeReady()
+
+    def followWorkspaceFolder(self, refresh):
+        """When the user picks another workspace folder: save it and call ``refresh()``.
+
+        Connect this after ``initializeParameterNode()``: ``connectGui`` writes the parameter into the path
+        widget, which emits ``currentPathChanged``. The slot takes the path from the signal and writes the
+        parameter itself, so it does not depend on running after the parameter node's own slot (which is
+        connected again on every ``enter()``).
+        """
+        from AutoSegSlicerLib.settings import setWorkspaceFolder
+
+        def changed(path):
+            if not path or path == ".":
+                return
+            if self._parameterNode and str(self._parameterNode.workspaceFolder) != path:
+                self._parameterNode.workspaceFolder = Path(path)
+            setWorkspaceFolder(path)
+            refresh()
+
+        self.ui.workspacePathLineEdit.currentPathChanged.connect(changed)
 
     def onParameterNodeReady(self):
         pass

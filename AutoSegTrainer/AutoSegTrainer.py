@@ -21,7 +21,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel, setWorkspaceFolder
+from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -87,7 +87,6 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.plotFrame.layout().addWidget(self.plotWidget)
 
         self.observeSceneClose()
-        self.ui.workspacePathLineEdit.currentPathChanged.connect(lambda path: self.refreshDatasets())
         self.ui.refreshDatasetsButton.clicked.connect(self.refreshDatasets)
         self.ui.addToQueueButton.clicked.connect(self.onAddToQueue)
         self.ui.startButton.clicked.connect(self.onStart)
@@ -95,6 +94,7 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.clearQueueButton.clicked.connect(self.onClearQueue)
         self.ui.findBestButton.clicked.connect(self.onFindBest)
         self.initializeParameterNode()
+        self.followWorkspaceFolder(self.refreshDatasets)
         self.refreshDatasets()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Trainer")
@@ -107,7 +107,6 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.findBestButton.enabled = not running and bool(self.ui.datasetComboBox.currentText)
 
     def refreshDatasets(self):
-        setWorkspaceFolder(self._parameterNode.workspaceFolder)
         current = self.ui.datasetComboBox.currentText
         self.ui.datasetComboBox.clear()
         self.ui.datasetComboBox.addItems(self.logic.plannedDatasets(self._parameterNode.workspaceFolder))

@@ -38,11 +38,22 @@ def write_case(
     label = labelmap_on_reference(
         read_segmentation_file(case.segmentation), name_to_value, reference, overlap
     )
-    write_image(reference, image_path(folder, case.case_id, 0, file_ending), file_ending)
-    for channel, path in enumerate(case.images[1:], start=1):
-        image = channel_on_reference(read_sitk_image(path), reference)
-        write_image(image, image_path(folder, case.case_id, channel, file_ending), file_ending)
+    targets = [image_path(folder, case.case_id, c, file_ending) for c in range(len(case.images))]
+    write_channels_on_reference(case.images, targets, file_ending, reference)
     write_image(label, label_path(folder, case.case_id, file_ending), file_ending)
+
+
+def write_channels_on_reference(
+    images: list[Path], targets: list[Path], file_ending: str, reference: sitk.Image | None = None
+) -> None:
+    """Write channel volumes to ``targets``: channel 0 unchanged, the others on channel 0's voxel grid.
+
+    Used for training cases (above) and for the Slicer Inference module's input volumes alike.
+    """
+    reference = reference if reference is not None else read_sitk_image(images[0])
+    write_image(reference, targets[0], file_ending)
+    for path, target in zip(images[1:], targets[1:], strict=True):
+        write_image(channel_on_reference(read_sitk_image(path), reference), target, file_ending)
 
 
 def channel_on_reference(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
