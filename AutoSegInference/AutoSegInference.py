@@ -16,6 +16,7 @@ import qt
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -29,7 +30,9 @@ from AutoSegSlicerLib import (
     ParameterNodeWidgetMixin,
     ProcessRunner,
     imageVolumeNodes,
+    requireSupportedSlicer,
     setUpDependencyPanel,
+    showUnsupportedSlicer,
     writeCaseVolumes,
 )
 
@@ -41,7 +44,7 @@ class AutoSegInference(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("AutoSeg Inference")
-        self.parent.categories = [_("Segmentation.AutoSeg")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation") + ".AutoSeg"]
         self.parent.dependencies = []
         self.parent.contributors = ["AutoSeg developers"]
         self.parent.helpText = _(
@@ -74,6 +77,8 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        if showUnsupportedSlicer(self.layout):
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/AutoSegInference.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -205,6 +210,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     """Runs a model on volume nodes in the background; usable from the Python console without the GUI."""
 
     def __init__(self, processFactory=None):
+        requireSupportedSlicer()
         ScriptedLoadableModuleLogic.__init__(self)
         self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=lambda s: self.onProgress(s),
                                     onFinished=self._finished, processFactory=processFactory)
@@ -246,7 +252,10 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         return match_channels(model.channel_names, [v.GetName() for v in volumeNodes])
 
     def installZip(self, workspaceFolder, zipPath):
-        from autoseg.slicer_support.commands import WorkspaceFolders, install_zip_command
+        from autoseg.slicer_support.commands import (
+            WorkspaceFolders,
+            install_zip_command,
+        )
 
         self.job = None
         self.runner.start(install_zip_command(WorkspaceFolders.from_root(workspaceFolder), Path(zipPath)))
@@ -254,7 +263,10 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     def startSegmentation(self, model, volumeNodes, segmentationNode, device="auto", folds=None, tta=False,
                           stepSize=0.5, postprocessing=True, probabilities=False):
         """Write the volumes, predict in the background, then fill ``segmentationNode`` (see ``onDone``)."""
-        from autoseg.slicer_support.commands import apply_postprocessing_command, predict_command
+        from autoseg.slicer_support.commands import (
+            apply_postprocessing_command,
+            predict_command,
+        )
         from autoseg.slicer_support.prediction_monitor import PredictionMonitor
 
         if model.needs_previous_stage:
@@ -387,9 +399,9 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
         self.test_load_result_on_oblique_volume()
 
     def test_load_result_on_oblique_volume(self):
-        from AutoSegSlicerLib.testing import makeAnnotatedCase
-
         from autoseg.slicer_support.models import ModelInfo
+
+        from AutoSegSlicerLib.testing import makeAnnotatedCase
 
         volume, _segmentation, labels = makeAnnotatedCase("case", ["a", "b"], seed=3)
         folder = Path(tempfile.mkdtemp(prefix="AutoSegInferenceTest-"))

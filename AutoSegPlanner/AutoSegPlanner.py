@@ -15,6 +15,7 @@ import qt
 import slicer
 from slicer import vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -28,7 +29,9 @@ from AutoSegSlicerLib import (
     ParameterNodeWidgetMixin,
     ProcessRunner,
     fillTable,
+    requireSupportedSlicer,
     setUpDependencyPanel,
+    showUnsupportedSlicer,
     writeCaseVolumes,
     writeSegmentationInFrameOf,
 )
@@ -40,7 +43,7 @@ class AutoSegPlanner(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("AutoSeg Planner")
-        self.parent.categories = [_("Segmentation.AutoSeg")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation") + ".AutoSeg"]
         self.parent.dependencies = []
         self.parent.contributors = ["AutoSeg developers"]
         self.parent.helpText = _(
@@ -73,6 +76,8 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        if showUnsupportedSlicer(self.layout):
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/AutoSegPlanner.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -242,6 +247,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
     """Curation and planning without the GUI (usable from the Python console and self-tests)."""
 
     def __init__(self, processFactory=None):
+        requireSupportedSlicer()
         ScriptedLoadableModuleLogic.__init__(self)
         self.cases = []  # autoseg ExportCase list, in the order added
         self.stagingFolder = Path(tempfile.mkdtemp(prefix="AutoSegPlanner-", dir=slicer.app.temporaryPath))

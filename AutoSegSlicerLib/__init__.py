@@ -2,13 +2,32 @@
 
 Everything that can be written without Slicer lives in ``autoseg.slicer_support`` (tested in CI);
 this package only adds what needs ``slicer``/``qt``: installing dependencies, running AutoSeg commands
-in the background from a Qt timer, and the workspace folder kept in the application settings.
+in the background from a Qt timer, writing scene nodes to case files, and the workspace folder kept in the
+application settings. It imports AutoSegCore only inside functions, so that an unsupported Slicer gets
+``compatibility``'s explanation instead of an import error.
 """
 
-from AutoSegSlicerLib.casefiles import imageVolumeNodes, writeCaseVolumes, writeSegmentationInFrameOf
-from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
+from AutoSegSlicerLib.casefiles import (
+    imageVolumeNodes,
+    writeCaseVolumes,
+    writeSegmentationInFrameOf,
+)
+from AutoSegSlicerLib.compatibility import (
+    requireSupportedSlicer,
+    showUnsupportedSlicer,
+    unsupportedSlicerMessage,
+)
+from AutoSegSlicerLib.dependencies import (
+    dependenciesMissing,
+    ensureDependencies,
+    setUpDependencyPanel,
+)
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
-from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
+from AutoSegSlicerLib.settings import (
+    defaultWorkspaceFolder,
+    setWorkspaceFolder,
+    workspaceFolder,
+)
 from AutoSegSlicerLib.widgets import ParameterNodeWidgetMixin, fillTable
 
 __all__ = [
@@ -20,8 +39,11 @@ __all__ = [
     "fillTable",
     "imageVolumeNodes",
     "pythonSlicerExecutable",
+    "requireSupportedSlicer",
     "setUpDependencyPanel",
     "setWorkspaceFolder",
+    "showUnsupportedSlicer",
+    "unsupportedSlicerMessage",
     "workspaceFolder",
     "writeCaseVolumes",
     "writeSegmentationInFrameOf",

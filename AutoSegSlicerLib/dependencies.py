@@ -13,17 +13,15 @@ import tempfile
 import slicer
 from slicer.i18n import tr as _
 
-from autoseg.slicer_support.dependencies import (
-    TORCH_REQUIREMENT,
-    missing_requirements,
-    pip_install_arguments,
-    protected_constraints,
-    torch_missing,
-)
-
 
 def dependenciesMissing():
     """Human-readable list of what is missing (empty when AutoSeg can run)."""
+    from autoseg.slicer_support.dependencies import (
+        TORCH_REQUIREMENT,
+        missing_requirements,
+        torch_missing,
+    )
+
     missing = []
     if torch_missing():
         missing.append(f"torch{TORCH_REQUIREMENT} (through the PyTorch extension)")
@@ -45,6 +43,8 @@ def ensureDependencies(requester="AutoSeg", askConfirmation=True):
         windowTitle=_("Install AutoSeg dependencies"),
     ):
         return False
+    from autoseg.slicer_support.dependencies import torch_missing
+
     with slicer.util.WaitCursor():
         if torch_missing():
             _installTorch()
@@ -63,12 +63,20 @@ def _installTorch():
     except ModuleNotFoundError as err:
         raise RuntimeError(_("AutoSeg needs the PyTorch extension. Install 'PyTorch' from the Extensions Manager, "
                              "restart Slicer, and try again.")) from err
+    from autoseg.slicer_support.dependencies import TORCH_REQUIREMENT
+
     torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False, torchVersionRequirement=TORCH_REQUIREMENT)
     if torch is None:
         raise RuntimeError(_("PyTorch was not installed. Use the PyTorch Utils module to install it, then try again."))
 
 
 def _pipInstallMissing():
+    from autoseg.slicer_support.dependencies import (
+        missing_requirements,
+        pip_install_arguments,
+        protected_constraints,
+    )
+
     missing = missing_requirements()
     if not missing:
         return

@@ -14,8 +14,6 @@ import sys
 import qt
 import slicer
 
-from autoseg.slicer_support.background_process import BackgroundProcess
-
 
 def pythonSlicerExecutable():
     """The ``PythonSlicer`` launcher of this Slicer (sets up Slicer's Python environment)."""
@@ -43,6 +41,8 @@ class ProcessRunner:
 
     @staticmethod
     def _slicerProcess(command):
+        from autoseg.slicer_support.background_process import BackgroundProcess
+
         return BackgroundProcess(command.command_line(pythonSlicerExecutable()), environment=command.environment,
                                  base_environment=slicer.util.startupEnvironment())
 

@@ -36,10 +36,12 @@ class ParameterNodeWidgetMixin:
 
     def cleanup(self):
         self.removeObservers()
-        self.logic.runner.cancel()
+        if self.logic is not None:  # None where setup() stopped at the unsupported-Slicer message
+            self.logic.runner.cancel()
 
     def enter(self):
-        self.initializeParameterNode()
+        if self.logic is not None:
+            self.initializeParameterNode()
 
     def exit(self):
         if self._parameterNode:

@@ -12,6 +12,7 @@ from typing import Annotated
 import numpy as np
 import slicer
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -21,7 +22,14 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AutoSegSlicerLib import ParameterNodeWidgetMixin, ProcessRunner, fillTable, setUpDependencyPanel
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    fillTable,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+)
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -36,7 +44,7 @@ class AutoSegTrainer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("AutoSeg Trainer")
-        self.parent.categories = [_("Segmentation.AutoSeg")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation") + ".AutoSeg"]
         self.parent.dependencies = []
         self.parent.contributors = ["AutoSeg developers"]
         self.parent.helpText = _(
@@ -71,6 +79,8 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        if showUnsupportedSlicer(self.layout):
+            return
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/AutoSegTrainer.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
@@ -179,7 +189,9 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
     """Queue of training runs in background processes; usable from the Python console without the GUI."""
 
     def __init__(self, processFactory=None):
+        requireSupportedSlicer()
         from autoseg.slicer_support.run_queue import RunQueue
+
         ScriptedLoadableModuleLogic.__init__(self)
         self.queue = RunQueue()
         self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=self._progress, onFinished=self._finished,

@@ -26,3 +26,26 @@ def nnunet_model_factory(tmp_path_factory):
     if persistent:
         return NnUNetModelFactory(persistent, persistent=True)
     return NnUNetModelFactory(tmp_path_factory.mktemp("nnunet_models"))
+
+
+@pytest.fixture(params=["5.10", "main"])
+def real_slicer(request, tmp_path):
+    """Slicer's real MRML (slicer-core) + Slicer ``<version>``'s own Python library, Qt stood in for.
+
+    Parametrised over the oldest supported Slicer (5.10) and Slicer main; see ``slicer_env``.
+    """
+    import slicer_env
+
+    environment = slicer_env.install(request.param, tmp_path / "slicer-temp")
+    yield environment
+    slicer_env.uninstall()
+
+
+@pytest.fixture()
+def real_slicer_oldest(tmp_path):
+    """As ``real_slicer``, Slicer 5.10 only (for the slower tests that run real AutoSeg commands)."""
+    import slicer_env
+
+    environment = slicer_env.install("5.10", tmp_path / "slicer-temp")
+    yield environment
+    slicer_env.uninstall()

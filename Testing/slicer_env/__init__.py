@@ -47,6 +47,25 @@ class Environment:
         setattr(self.slicer.modules, name.lower(), _LogicModule(name, path=str(path)))
         return module
 
+    def create_module(self, name: str) -> tuple[types.ModuleType, ModuleParent]:
+        """Load a module file and construct its module class as Slicer's module factory does."""
+        module = self.load_module(name)
+        parent = ModuleParent(str(ROOT / name / f"{name}.py"))
+        getattr(module, name)(parent)
+        return module, parent
+
+    def open_module(self, name: str):
+        """The module's widget as Slicer shows it: constructed on a module panel, ``setup()``, ``enter()``."""
+        module, _parent = self.create_module(name)
+        panel = self.slicer.qSlicerScriptedLoadableModuleWidget()
+        panel.setLayout(sys.modules["qt"].QVBoxLayout())
+        panel.setMRMLScene(self.scene)
+        widget = getattr(module, f"{name}Widget")(panel)
+        widget.setup()
+        panel.isEntered = True
+        widget.enter()
+        return widget
+
     def process_events(self, seconds: float = 0.0) -> None:
         import time
 
@@ -56,6 +75,16 @@ class Environment:
             if time.monotonic() >= deadline:
                 return
             time.sleep(0.02)
+
+
+class ModuleParent:
+    """Stand-in for ``qSlicerScriptedLoadableModule``: the properties a scripted module's class sets."""
+
+    __slots__ = ("path", "title", "categories", "dependencies", "contributors", "helpText", "acknowledgementText",
+                 "icon")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
 
 
 def _load_file(name: str, path: Path, package_folder: Path | None = None) -> types.ModuleType:

@@ -140,6 +140,12 @@ class qMRMLPlotWidget(qMRMLWidget):  # noqa: N801
         return self._viewNode
 
 
+class qSlicerScriptedLoadableModuleWidget(qMRMLWidget):  # noqa: N801
+    """The panel Slicer gives a scripted module's widget: ``isEntered`` while the module is shown."""
+
+    isEntered: bool = False
+
+
 class qMRMLSliderWidget(QWidget):  # noqa: N801  (type checks in Slicer's GUI connectors only)
     pass
 
@@ -155,4 +161,5 @@ class qMRMLRangeWidget(QWidget):  # noqa: N801
 WIDGET_CLASSES = {cls.__name__: cls for cls in (qMRMLWidget, qMRMLNodeComboBox, qMRMLCheckableNodeComboBox,
                                                 qMRMLPlotWidget)}
 CLASSES = {cls.__name__: cls for cls in (qMRMLWidget, qMRMLNodeComboBox, qMRMLCheckableNodeComboBox, qMRMLPlotWidget,
-                                         qMRMLSliderWidget, qMRMLSpinBox, qMRMLRangeWidget)}
+                                         qSlicerScriptedLoadableModuleWidget, qMRMLSliderWidget, qMRMLSpinBox,
+                                         qMRMLRangeWidget)}

@@ -2,10 +2,11 @@
 
 :func:`terminology_for_name` recognises the label names nnU-Net datasets commonly use ("liver",
 "kidney_left", "Left Kidney", "urinary bladder", "edema", ...) and returns their SNOMED CT codes and the
-colour 3D Slicer recommends for them. The codes and colours are those of Slicer's own terminology lists
-(``SegmentationCategoryTypeModifier-SlicerGeneralAnatomy.json`` and the DICOM master list) and of the
-TotalSegmentator / MONAIAuto3DSeg extension lists for the few structures Slicer's general list lacks.
-Structures whose code could not be confirmed in those lists are deliberately absent.
+colour 3D Slicer recommends for them. Each entry names the terminology list (context) it is taken from, and
+its codes, meanings and (where the list recommends one) colour are exactly that list's: Slicer's own lists
+(``SegmentationCategoryTypeModifier-SlicerGeneralAnatomy`` and the DICOM master list) and, for the few
+structures Slicer's lists lack, the TotalSegmentator extension's list. ``Testing/test_slicer_terminology.py``
+checks every entry against those files. Structures not in any of them are deliberately absent.
 
 :func:`segment_colors` gives every foreground label of a ``dataset.json`` a colour: the terminology
 colour where the name matches, otherwise a fixed palette colour, never the same colour twice.
@@ -23,6 +24,8 @@ Color = tuple[float, float, float]
 
 GENERAL_ANATOMY = "Segmentation category and type - 3D Slicer General Anatomy list"
 DICOM_MASTER = "Segmentation category and type - DICOM master list"
+#: The TotalSegmentator extension's list (the structures that Slicer's own lists lack).
+TOTALSEGMENTATOR = "Segmentation category and type - Total Segmentator"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 
 ANATOMICAL_STRUCTURE: Code = ("SCT", "123037004", "Anatomical Structure")
@@ -73,8 +76,6 @@ def _paired(names: str, code: str, meaning: str, color: tuple[int, int, int], co
     return _anatomy(names, code, meaning, color, color, right or color, context)
 
 
-_TOTALSEG = DICOM_MASTER  # structures confirmed in the TotalSegmentator/MONAIAuto3DSeg lists (DICOM codes)
-
 _STRUCTURES: tuple[_Structure, ...] = (
     # Abdomen
     _anatomy("liver", "10200004", "Liver", (221, 130, 101)),
@@ -96,21 +97,21 @@ _STRUCTURES: tuple[_Structure, ...] = (
     # Vessels
     _anatomy("aorta", "15825003", "Aorta", (224, 97, 76)),
     _anatomy("inferior vena cava|ivc|vena cava inferior", "64131007", "Inferior vena cava", (0, 151, 206),
-             context=_TOTALSEG),
-    _anatomy("superior vena cava|svc", "48345005", "Superior vena cava", (0, 141, 226), context=_TOTALSEG),
-    _anatomy("portal vein", "32764006", "Portal vein", (0, 151, 206), context=_TOTALSEG),
-    _anatomy("portal vein and splenic vein", "110765007", "Portal vein and splenic vein", (0, 151, 206),
-             context=_TOTALSEG),
-    _anatomy("pulmonary artery", "81040000", "Pulmonary artery", (0, 122, 171), context=_TOTALSEG),
+             context=DICOM_MASTER),
+    _anatomy("superior vena cava|svc", "48345005", "Superior vena cava", (0, 141, 226), context=DICOM_MASTER),
+    _anatomy("portal vein", "32764006", "Portal vein", (0, 151, 206), context=DICOM_MASTER),
+    _anatomy("portal vein and splenic vein", "110765007", "Portal vein and splenic vein", (0, 90, 220),
+             context=TOTALSEGMENTATOR),
+    _anatomy("pulmonary artery", "81040000", "Pulmonary artery", (0, 122, 171), context=DICOM_MASTER),
     _paired("iliac artery|common iliac artery", "73634005", "Common iliac artery", (216, 101, 79),
-            context=_TOTALSEG),
+            context=DICOM_MASTER),
     _paired("iliac vein|iliac vena|common iliac vein", "46027005", "Common iliac vein", (0, 151, 206),
-            context=_TOTALSEG),
+            context=DICOM_MASTER),
     _anatomy("common carotid artery|carotid artery|carotid", "32062004", "Common carotid artery", None,
-             (10, 105, 155), (0, 112, 165), context=_TOTALSEG),
-    _anatomy("brachiocephalic trunk|brachiocephalic artery", "12691009", "Brachiocephalic artery", (196, 121, 79),
-             context=_TOTALSEG),
-    _anatomy("coronary artery|coronary arteries", "41801008", "Coronary artery", (220, 20, 22), context=_TOTALSEG),
+             (10, 105, 155), (0, 112, 165), context=DICOM_MASTER),
+    _anatomy("brachiocephalic trunk|brachiocephalic artery|innominate artery", "12691009", "Innominate artery",
+             (196, 121, 79), context=DICOM_MASTER),
+    _anatomy("coronary artery|coronary arteries", "41801008", "Coronary artery", (220, 20, 22), context=DICOM_MASTER),
     # Thorax
     _paired("lung|lungs", "39607008", "Lung", (197, 165, 145)),
     _paired("lung upper lobe|upper lobe of lung|upper lobe", "45653009", "Upper lobe of lung", (172, 138, 115)),
@@ -118,7 +119,7 @@ _STRUCTURES: tuple[_Structure, ...] = (
     _anatomy("lung middle lobe right|middle lobe of right lung|right lung middle lobe", "72481006",
              "Middle lobe of right lung", (202, 164, 140)),
     _anatomy("heart", "80891009", "Heart", (206, 110, 84)),
-    _anatomy("myocardium|heart myocardium", "74281007", "Myocardium", (206, 110, 84), context=_TOTALSEG),
+    _anatomy("myocardium|heart myocardium", "74281007", "Myocardium", (200, 0, 20), context=TOTALSEGMENTATOR),
     _anatomy("left ventricle|heart ventricle left|left ventricle of heart", "87878005", "Left Ventricle",
              (152, 55, 13)),
     _anatomy("right ventricle|heart ventricle right|right ventricle of heart", "53085002", "Right Ventricle",
@@ -133,12 +134,12 @@ _STRUCTURES: tuple[_Structure, ...] = (
     _anatomy("sternum", "56873002", "Sternum", (244, 217, 154)),
     _anatomy("skull", "89546000", "Skull", (241, 213, 144)),
     _anatomy("mandible", "91609006", "Mandible", (222, 198, 101)),
-    _anatomy("sacrum", "54735007", "Sacrum", (212, 188, 102), context=_TOTALSEG),
-    _paired("femur|femurs", "71341001", "Femur", (255, 238, 170), context=_TOTALSEG),
-    _paired("humerus", "85050009", "Humerus", (205, 179, 108), context=_TOTALSEG),
-    _paired("scapula|scapulae", "79601000", "Scapula", (212, 188, 102), context=_TOTALSEG),
+    _anatomy("sacrum", "54735007", "Sacrum", (212, 188, 102), context=DICOM_MASTER),
+    _paired("femur|femurs", "71341001", "Femur", (255, 238, 170), context=DICOM_MASTER),
+    _paired("humerus", "85050009", "Humerus", (205, 179, 108), context=DICOM_MASTER),
+    _paired("scapula|scapulae", "79601000", "Scapula", (212, 188, 102), context=DICOM_MASTER),
     _paired("clavicle|clavicula|clavicles", "51299004", "Clavicle", (205, 179, 108)),
-    _paired("hip|hips", "29836001", "Hip", (212, 188, 102), context=_TOTALSEG),
+    _anatomy("hip|hips", "29836001", "Hip", (216, 184, 54), (230, 248, 62), (184, 46, 184), context=TOTALSEGMENTATOR),
     # Neuro
     _anatomy("brain", "12738006", "Brain", (250, 250, 225)),
     _anatomy("spinal cord", "2748008", "Spinal cord", (244, 214, 49)),
@@ -154,8 +155,10 @@ _STRUCTURES: tuple[_Structure, ...] = (
     _anatomy("pituitary|pituitary gland", "56329008", "Pituitary", (57, 157, 110)),
     _paired("eye|eyeball|eyes", "79652003", "Eyeball", (194, 142, 0)),
     # Muscles
-    _paired("iliopsoas|iliopsoas muscle", "68455001", "Iliopsoas muscle", (188, 95, 76), context=_TOTALSEG),
-    _paired("gluteus maximus", "181674001", "Gluteus maximus muscle", (188, 95, 76), context=_TOTALSEG),
+    _anatomy("iliopsoas|iliopsoas muscle", "68455001", "Iliopsoas muscle", (200, 100, 40), (230, 115, 46),
+             (170, 85, 34), context=TOTALSEGMENTATOR),
+    _anatomy("gluteus maximus|gluteus maximus muscle", "181674001", "Gluteus maximus muscle", (220, 100, 30),
+             (253, 115, 34), (187, 85, 26), context=TOTALSEGMENTATOR),
     # Tissues
     _Structure(("fat", "body fat", "adipose tissue"), TISSUE, ("SCT", "248300009", "Body fat"), (230, 220, 70)),
     _Structure(("muscle", "muscles", "skeletal muscle"), TISSUE, ("SCT", "71616004", "Muscle"), (192, 104, 88)),
@@ -243,6 +246,17 @@ def terminology_for_name(name: str) -> TerminologyEntry | None:
         return None  # e.g. "left liver": the structure has no laterality
     return TerminologyEntry(structure.category, structure.type, LEFT if side == "left" else RIGHT, _rgb(color),
                             structure.context)
+
+
+def known_terminology_entries() -> list[tuple[str, TerminologyEntry]]:
+    """Every entry :func:`terminology_for_name` can give, each with a name that gives it (whole, left, right)."""
+    entries = []
+    for structure in _STRUCTURES:
+        for name in (structure.names[0], f"left {structure.names[0]}", f"right {structure.names[0]}"):
+            entry = terminology_for_name(name)
+            if entry is not None:
+                entries.append((name, entry))
+    return entries
 
 
 #: Hand-picked, well separated, saturated colours used first (then a golden-ratio hue walk).

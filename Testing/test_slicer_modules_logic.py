@@ -1,9 +1,7 @@
-"""The Slicer modules' Logic classes, run in CI under a minimal fake Slicer (Testing/fake_slicer.py).
-
-What needs MRML nodes (writing volume nodes, building segmentation nodes) is covered by the Slicer
-self-tests; here the rest of each Logic runs for real: the Planner's folder export and background
-planning, the Trainer's queue/curves/find-best flow with real child processes, the Inference
-module's model discovery and its input checks.
+"""The Slicer modules' Logic classes on Slicer's real libraries (``slicer_env``: slicer-core MRML + Slicer's
+own Python library of 5.10 and main): the Planner's folder export and background planning, the
+Trainer's queue/curves/find-best flow with real child processes, the Inference module's model discovery
+and input checks, and the modules' own self-tests.
 """
 
 from __future__ import annotations
@@ -16,15 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-import fake_slicer
-
-
-@pytest.fixture()
-def slicer(tmp_path):
-    module = fake_slicer.install(tmp_path / "slicer-temp")
-    (tmp_path / "slicer-temp").mkdir()
-    yield module
-    fake_slicer.uninstall()
+import slicer_env
 
 
 def _python_process(script: str):
@@ -69,8 +59,15 @@ def _planned_workspace(root: Path) -> Path:
     return root
 
 
-def test_trainer_queue_runs_in_order_and_fills_the_curves(slicer, tmp_path):
-    trainer_module = fake_slicer.load_module("AutoSegTrainer")
+@pytest.mark.parametrize("module", slicer_env.MODULES)
+def test_module_self_test_passes(real_slicer, module):
+    """Each module's ScriptedLoadableModuleTest, as Slicer's self-test runner calls it."""
+    loaded, _parent = real_slicer.create_module(module)
+    getattr(loaded, f"{module}Test")().runTest()
+
+
+def test_trainer_queue_runs_in_order_and_fills_the_curves(real_slicer, tmp_path):
+    trainer_module = real_slicer.load_module("AutoSegTrainer")
     logic = trainer_module.AutoSegTrainerLogic(processFactory=_python_process(REPLAY_TRAINING))
     output, changes = [], []
     logic.onOutput = output.append
@@ -84,10 +81,13 @@ def test_trainer_queue_runs_in_order_and_fills_the_curves(slicer, tmp_path):
     assert [r.state for r in logic.queue.runs] == ["done", "done"]
     assert ["running", "pending"] in changes and ["done", "running"] in changes  # one at a time, in order
     assert output.count("trained") == 2 and any(line.startswith("$ ") and " train " in line for line in output)
-    columns = logic.tableNode.columns
-    assert list(columns["epoch"]) == [0, 1, 2]
-    np.testing.assert_allclose(columns["pseudo Dice"], [0.0, 0.2, 0.4])
-    np.testing.assert_allclose(columns["train loss"], [1.0, 2 / 3, 1 / 3])
+    column = real_slicer.slicer.util.arrayFromTableColumn
+    assert list(column(logic.tableNode, "epoch")) == [0, 1, 2]
+    np.testing.assert_allclose(column(logic.tableNode, "pseudo Dice"), [0.0, 0.2, 0.4])
+    np.testing.assert_allclose(column(logic.tableNode, "train loss"), [1.0, 2 / 3, 1 / 3])
+    chart = logic.chartNode
+    assert chart.GetNumberOfPlotSeriesNodes() == 4
+    assert chart.GetNthPlotSeriesNode(0).GetTableNodeID() == logic.tableNode.GetID()
     assert logic.monitor.status.state == "finished"
     with pytest.raises(ValueError, match="Folds"):
         logic.parseFolds("zero")
@@ -95,8 +95,8 @@ def test_trainer_queue_runs_in_order_and_fills_the_curves(slicer, tmp_path):
         logic.setDataset(workspace, "")
 
 
-def test_trainer_failure_stops_the_queue_and_cancel_marks_runs(slicer, tmp_path):
-    trainer_module = fake_slicer.load_module("AutoSegTrainer")
+def test_trainer_failure_stops_the_queue_and_cancel_marks_runs(real_slicer, tmp_path):
+    trainer_module = real_slicer.load_module("AutoSegTrainer")
     workspace = _planned_workspace(tmp_path / "ws")
     failing = trainer_module.AutoSegTrainerLogic(processFactory=_python_process("import sys; sys.exit(3)"))
     failing.setDataset(workspace, "Dataset007_Fake")
@@ -110,14 +110,14 @@ def test_trainer_failure_stops_the_queue_and_cancel_marks_runs(slicer, tmp_path)
     sleeping.setDataset(workspace, "Dataset007_Fake")
     sleeping.queue.add("2d", ["0", "1"])
     sleeping.startQueue(device="cpu")
-    slicer.app.processEvents()
+    real_slicer.app.processEvents()
     sleeping.cancel()
     sleeping.runner.waitForCompletion(timeoutSeconds=30)
     assert [r.state for r in sleeping.queue.runs] == ["cancelled", "cancelled"]
 
 
-def test_trainer_runs_find_best_when_the_queue_is_done(slicer, tmp_path):
-    trainer_module = fake_slicer.load_module("AutoSegTrainer")
+def test_trainer_runs_find_best_when_the_queue_is_done(real_slicer_oldest, tmp_path):
+    trainer_module = real_slicer_oldest.load_module("AutoSegTrainer")
     workspace = _planned_workspace(tmp_path / "ws")
     results = workspace / "nnUNet_results" / "Dataset007_Fake"
     information = {
@@ -150,10 +150,10 @@ def test_trainer_runs_find_best_when_the_queue_is_done(slicer, tmp_path):
     assert "3d_fullres" in summary and "0.8400" in summary
 
 
-def test_inference_logic_finds_models_and_checks_inputs(slicer, tmp_path):
+def test_inference_logic_finds_models_and_checks_inputs(real_slicer, tmp_path):
     from autoseg.slicer_support.models import ModelInfo
 
-    inference_module = fake_slicer.load_module("AutoSegInference")
+    inference_module = real_slicer.load_module("AutoSegInference")
     logic = inference_module.AutoSegInferenceLogic()
     model_folder = tmp_path / "ws" / "nnUNet_results" / "Dataset009_Spleen" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
     (model_folder / "fold_0").mkdir(parents=True)
@@ -171,13 +171,16 @@ def test_inference_logic_finds_models_and_checks_inputs(slicer, tmp_path):
                       file_ending=".nii.gz", needs_previous_stage=False, postprocessing_file=None)
         return ModelInfo(**{**fields, **changes})
 
-    volume = object()
+    volume = real_slicer.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     with pytest.raises(ValueError, match="cascade"):
         logic.startSegmentation(model(needs_previous_stage=True), [volume], None)
     with pytest.raises(ValueError, match="2D model"):
         logic.startSegmentation(model(file_ending=".png"), [volume], None)
     with pytest.raises(ValueError, match="2 input volume"):
         logic.startSegmentation(model(channel_names={"0": "T1", "1": "T2"}), [volume], None)
+    labelmap = real_slicer.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "CT-label")
+    with pytest.raises(ValueError, match="labelmap volume"):
+        logic.startSegmentation(model(), [labelmap], real_slicer.scene.AddNewNodeByClass("vtkMRMLSegmentationNode"))
     assert not logic.runner.isRunning
 
 
@@ -201,8 +204,8 @@ def _write_case(folder: Path, case: str, names: list[str], seed: int) -> np.ndar
     return labels
 
 
-def test_planner_exports_a_folder_and_plans_in_the_background(slicer, tmp_path):
-    planner_module = fake_slicer.load_module("AutoSegPlanner")
+def test_planner_exports_a_folder_and_plans_in_the_background(real_slicer_oldest, tmp_path):
+    planner_module = real_slicer_oldest.load_module("AutoSegPlanner")
     source = tmp_path / "annotated"
     source.mkdir()
     painted = {f"case{i}": _write_case(source, f"case{i}", names, i)
@@ -232,3 +235,17 @@ def test_planner_exports_a_folder_and_plans_in_the_background(slicer, tmp_path):
     assert "3d_fullres" in [row[0] for row in rows], "\n".join(lines[-30:])
     assert columns[0] == "configuration"
     assert logic.nextCaseId("case_009") == "case_010" and logic.nextCaseId("liver") == "liver_2"
+
+
+def test_end_to_end_self_test_export_plan_train_infer(real_slicer_oldest, monkeypatch):
+    """``Testing/Python/AutoSegEndToEndTest.py`` (ctest's whole-extension test): two annotated oblique cases made
+    in the scene -> export -> plan -> train one tiny epoch -> infer -> named segments on the volume's geometry."""
+    import unittest
+
+    for module in slicer_env.MODULES:  # importable by name, as in Slicer's module path
+        real_slicer_oldest.load_module(module)
+    monkeypatch.setenv("AUTOSEG_TEST_PYTHON", sys.executable)
+    test_module = real_slicer_oldest.load_module("AutoSegEndToEndTest")
+    result = unittest.TextTestRunner(verbosity=0).run(
+        unittest.defaultTestLoader.loadTestsFromTestCase(test_module.AutoSegEndToEndTest))
+    assert result.testsRun == 1 and result.wasSuccessful(), result.errors + result.failures
