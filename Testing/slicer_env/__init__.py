@@ -31,8 +31,12 @@ _OWN_MODULES = {"AutoSegSlicerLib", *MODULES, "AutoSegEndToEndTest"}
 class Environment:
     """One installed Slicer environment: the real scene, the application stand-in, loaded modules."""
 
+    #: The environment installed now (one per process at a time).
+    current: Environment | None = None
+
     def __init__(self, version: str, slicer: types.ModuleType, application: object) -> None:
         self.version, self.slicer, self.app = version, slicer, application
+        self.widgets: list = []
 
     @property
     def scene(self):
@@ -64,6 +68,7 @@ class Environment:
         widget.setup()
         panel.isEntered = True
         widget.enter()
+        self.widgets.append(widget)
         return widget
 
     def process_events(self, seconds: float = 0.0) -> None:
@@ -136,13 +141,21 @@ def install(version: str, temporary: Path, translations: dict[tuple[str, str], s
         setattr(slicer, name, module)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # AutoSegSlicerLib, as Slicer's scripted-module path provides it
-    return Environment(version, slicer, application)
+    Environment.current = Environment(version, slicer, application)
+    return Environment.current
 
 
 def uninstall() -> None:
     """Remove what :func:`install` put into ``sys.modules`` and release the scene and logics."""
     import slicer
 
+    from . import mrml_widgets
+
+    if Environment.current is not None:
+        for widget in Environment.current.widgets:  # as Slicer does when it unloads a module
+            widget.cleanup()
+        Environment.current = None
+    mrml_widgets.release_all()
     application = getattr(slicer, "app", None)
     if application is not None:
         application.release()

@@ -174,6 +174,7 @@ class Application:
         self.applicationLogic = slicer.vtkSlicerApplicationLogic()
         self.applicationLogic.SetMRMLScene(scene)
         self.applicationLogic.SetHomeDirectory(str(temporary))
+        (temporary / "share" / "ColorFiles").mkdir(parents=True, exist_ok=True)  # no default colour files
         self.applicationLogic.SetShareDirectory("share")
         self.dataIOManager = slicer.vtkDataIOManager()  # its file format helper lists the ITK writers
         scene.SetDataIOManager(self.dataIOManager)

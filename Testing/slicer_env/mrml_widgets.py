@@ -29,6 +29,9 @@ class qMRMLWidget(QWidget):  # noqa: N801
 
 
 class qMRMLNodeComboBox(qMRMLWidget):  # noqa: N801
+    #: Every combo box observing a scene, so that :func:`release_all` can stop them before the scene goes.
+    observing: list = []
+
     currentNodeChanged = signal()
     currentNodeIDChanged = signal()
     nodeTypes: list = []
@@ -54,6 +57,7 @@ class qMRMLNodeComboBox(qMRMLWidget):  # noqa: N801
         super().setMRMLScene(scene)
         self._observations = [scene.AddObserver(scene.NodeAddedEvent, self._onNodeAdded),
                               scene.AddObserver(scene.NodeRemovedEvent, self._onNodeRemoved)]
+        qMRMLNodeComboBox.observing.append(self)
         if self._current is None and not self.noneEnabled:
             nodes = self.nodes()
             self.setCurrentNode(nodes[0] if nodes else None)
@@ -156,6 +160,16 @@ class qMRMLSpinBox(QWidget):  # noqa: N801
 
 class qMRMLRangeWidget(QWidget):  # noqa: N801
     pass
+
+
+def release_all() -> None:
+    """Remove the scene observers of every combo box (Qt destroys widgets before the scene)."""
+    for combo in qMRMLNodeComboBox.observing:
+        if combo._scene is not None:
+            for tag in combo._observations:
+                combo._scene.RemoveObserver(tag)
+        combo._observations = []
+    qMRMLNodeComboBox.observing.clear()
 
 
 WIDGET_CLASSES = {cls.__name__: cls for cls in (qMRMLWidget, qMRMLNodeComboBox, qMRMLCheckableNodeComboBox,

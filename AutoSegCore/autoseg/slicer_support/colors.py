@@ -126,7 +126,7 @@ _STRUCTURES: tuple[_Structure, ...] = (
              (181, 85, 57)),
     _anatomy("trachea", "44567001", "Trachea", (182, 228, 255)),
     _anatomy("thyroid|thyroid gland", "69748006", "Thyroid", (62, 162, 114)),
-    _anatomy("thymus", "9875009", "Thymus", (47, 150, 103)),
+    _anatomy("thymus|thymus gland", "9875009", "Thymus Gland", (47, 150, 103)),
     _anatomy("larynx", "4596009", "Larynx", (150, 208, 243)),
     _anatomy("pharynx", "54066008", "Pharynx", (184, 105, 108)),
     # Skeleton
