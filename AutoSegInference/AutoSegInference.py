@@ -252,10 +252,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         return match_channels(model.channel_names, [v.GetName() for v in volumeNodes])
 
     def installZip(self, workspaceFolder, zipPath):
-        from autoseg.slicer_support.commands import (
-            WorkspaceFolders,
-            install_zip_command,
-        )
+        from autoseg.slicer_support.commands import WorkspaceFolders, install_zip_command
 
         self.job = None
         self.runner.start(install_zip_command(WorkspaceFolders.from_root(workspaceFolder), Path(zipPath)))
@@ -263,10 +260,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     def startSegmentation(self, model, volumeNodes, segmentationNode, device="auto", folds=None, tta=False,
                           stepSize=0.5, postprocessing=True, probabilities=False):
         """Write the volumes, predict in the background, then fill ``segmentationNode`` (see ``onDone``)."""
-        from autoseg.slicer_support.commands import (
-            apply_postprocessing_command,
-            predict_command,
-        )
+        from autoseg.slicer_support.commands import apply_postprocessing_command, predict_command
         from autoseg.slicer_support.prediction_monitor import PredictionMonitor
 
         if model.needs_previous_stage:

@@ -7,27 +7,11 @@ application settings. It imports AutoSegCore only inside functions, so that an u
 ``compatibility``'s explanation instead of an import error.
 """
 
-from AutoSegSlicerLib.casefiles import (
-    imageVolumeNodes,
-    writeCaseVolumes,
-    writeSegmentationInFrameOf,
-)
-from AutoSegSlicerLib.compatibility import (
-    requireSupportedSlicer,
-    showUnsupportedSlicer,
-    unsupportedSlicerMessage,
-)
-from AutoSegSlicerLib.dependencies import (
-    dependenciesMissing,
-    ensureDependencies,
-    setUpDependencyPanel,
-)
+from AutoSegSlicerLib.casefiles import imageVolumeNodes, writeCaseVolumes, writeSegmentationInFrameOf
+from AutoSegSlicerLib.compatibility import requireSupportedSlicer, showUnsupportedSlicer, unsupportedSlicerMessage
+from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
-from AutoSegSlicerLib.settings import (
-    defaultWorkspaceFolder,
-    setWorkspaceFolder,
-    workspaceFolder,
-)
+from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
 from AutoSegSlicerLib.widgets import ParameterNodeWidgetMixin, fillTable
 
 __all__ = [

@@ -45,12 +45,21 @@ class _TemporaryCopy:
         self.node, self.transform = node, transform
         self.copy = self.transformNode = None
 
+    @staticmethod
+    def _addHidden(scene, className, name):
+        """A node no selector lists (so adding and removing it does not disturb the user's choices)."""
+        node = scene.CreateNodeByClass(className)
+        node.UnRegister(None)  # the scene holds the reference
+        node.SetName(name)
+        node.SetHideFromEditors(True)
+        return scene.AddNode(node)
+
     def __enter__(self):
         scene = self.node.GetScene()
-        self.copy = scene.AddNewNodeByClass(self.node.GetClassName(), f"{self.node.GetName()} (AutoSeg export)")
+        self.copy = self._addHidden(scene, self.node.GetClassName(), f"{self.node.GetName()} (AutoSeg export)")
         self.copy.CopyContent(self.node, True)
         if self.transform is not None:
-            self.transformNode = scene.AddNewNodeByClass("vtkMRMLTransformNode")
+            self.transformNode = self._addHidden(scene, "vtkMRMLTransformNode", "AutoSeg export transform")
             linear = vtk.vtkTransform()
             if slicer.vtkMRMLTransformNode.IsGeneralTransformLinear(self.transform, linear):
                 self.transformNode.SetMatrixTransformToParent(linear.GetMatrix())

@@ -203,6 +203,29 @@ def test_planner_writes_the_segmentation_in_channel_0_frame(real_slicer, tmp_pat
     np.testing.assert_allclose(ijk_to_ras_matrix(geometry_of_image(image)), _ijk_to_ras(together), atol=1e-4)
 
 
+def test_planner_carries_an_untransformed_segmentation_into_a_transformed_volume_frame(real_slicer, tmp_path):
+    """Segment Editor on a transformed volume: the segmentation (not transformed) is painted in world space."""
+    slicer = real_slicer.slicer
+    planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
+    volume, old, labels = _annotated_case("moved", seed=2)
+    real_slicer.scene.RemoveNode(old)
+    registration = _rigid(-18, (0.1, 0.2, 1), (7, -3, 9))
+    volume.SetAndObserveTransformNodeID(_transform_node(real_slicer.scene, registration).GetID())
+    painted_on = real_slicer.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "world grid")
+    slicer.util.updateVolumeFromArray(painted_on, labels)
+    painted_on.SetIJKToRASMatrix(_vtk_matrix(registration @ _ijk_to_ras(volume)))  # where the volume is shown
+    segmentation = real_slicer.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "painted")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(painted_on)
+    slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(painted_on, segmentation)
+    planner.addSceneCase("moved", [volume], segmentation)
+    plan = planner.planExport(tmp_path / "ws", "20", "Moved", {"0": "MR"}, ".nii.gz")
+    planner.startExport(plan, overwrite=False).join()
+    assert planner.exportState["error"] is None
+    exported = sitk.GetArrayFromImage(sitk.ReadImage(
+        str(tmp_path / "ws" / "nnUNet_raw" / "Dataset020_Moved" / "labelsTr" / "moved.nii.gz")))
+    np.testing.assert_array_equal(exported, labels)
+
+
 # Real files both ways -------------------------------------------------------------------------------------------
 
 
