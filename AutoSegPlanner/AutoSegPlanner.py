@@ -43,6 +43,7 @@ class AutoSegPlanner(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("AutoSeg Planner")
+        # one "Segmentation" category in a translated Slicer: translated in the context Slicer uses for it
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation") + ".AutoSeg"]
         self.parent.dependencies = []
         self.parent.contributors = ["AutoSeg developers"]

@@ -44,6 +44,7 @@ class AutoSegTrainer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("AutoSeg Trainer")
+        # one "Segmentation" category in a translated Slicer: translated in the context Slicer uses for it
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation") + ".AutoSeg"]
         self.parent.dependencies = []
         self.parent.contributors = ["AutoSeg developers"]

@@ -20,7 +20,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("autoseg_slicer_compatibility", ROOT / "AutoSegSlicerLib" / "compatibility.py")
+_spec = importlib.util.spec_from_file_location("autoseg_slicer_compatibility",
+                                               ROOT / "AutoSegSlicerLib" / "compatibility.py")
 compatibility = importlib.util.module_from_spec(_spec)  # the file alone: it imports neither Slicer nor AutoSegCore
 _spec.loader.exec_module(compatibility)
 

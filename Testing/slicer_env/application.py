@@ -85,7 +85,8 @@ class CoreIOManager:
             node = scene.GetNodeByID(node_id)
             if node is None or not node.IsA("vtkMRMLStorableNode"):
                 if user_messages is not None:
-                    user_messages.AddMessage(vtk.vtkCommand.ErrorEvent, f"Unable to find a storable node with ID {node_id}")
+                    user_messages.AddMessage(vtk.vtkCommand.ErrorEvent,
+                                             f"Unable to find a storable node with ID {node_id}")
                 success = False
                 continue
             copy = temporary.AddNewNodeByClass(node.GetClassName())

@@ -76,7 +76,8 @@ class qMRMLNodeComboBox(qMRMLWidget):  # noqa: N801
     def nodes(self) -> list[Any]:
         if self._scene is None:
             return []
-        return [n for n in (self._scene.GetNthNode(i) for i in range(self._scene.GetNumberOfNodes())) if self._accepts(n)]
+        nodes = (self._scene.GetNthNode(i) for i in range(self._scene.GetNumberOfNodes()))
+        return [node for node in nodes if self._accepts(node)]
 
     def nodeCount(self) -> int:
         return len(self.nodes())
