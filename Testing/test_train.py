@@ -83,6 +83,8 @@ def test_short_run_writes_the_complete_fold_folder(trained, workspace):
     assert len(logs) == 1 and "Epoch 1:" in logs[0].read_text()
     debug = json.loads((fold / "debug.json").read_text())
     assert debug["configuration"] == "3d_fullres" and debug["settings"]["num_epochs"] == 2
+    assert debug["precision"] == "fp32" and debug["precision_scheme"] == "float32 throughout"  # the CPU default
+    assert "Precision fp32: float32 throughout." in logs[0].read_text()
 
     checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
     assert checkpoint["current_epoch"] == 2 and checkpoint["trainer_name"] == "nnUNetTrainer"
@@ -179,6 +181,20 @@ def test_kill_minus_9_then_continue(workspace):
     assert (folder / "validation" / "summary.json").is_file() and not (folder / "checkpoint_latest.pth").exists()
     log_text = "".join(p.read_text() for p in folder.glob("training_log_*.txt"))
     assert f"Continuing from checkpoint_latest.pth: epoch {resumed_from} of 4" in log_text
+
+
+@pytest.mark.parametrize(("fold", "scheme"), [("1", "bf16-backward"), ("2", "bf16")])
+def test_tiny_training_under_each_cpu_precision_scheme(workspace, fold, scheme):
+    autoseg(workspace, "train", DATASET, "3d_fullres", fold, "-precision", scheme, "--epochs", "1",
+            "--iterations_per_epoch", "2", "--val_iterations", "1", "--seed", "0", "--no_pbar", "-device", "cpu",
+            "-num_workers", "0")
+    folder = model_folder(workspace) / f"fold_{fold}"
+    debug = json.loads((folder / "debug.json").read_text())
+    assert debug["precision"] == scheme and "bfloat16" in debug["precision_scheme"]
+    assert f"Precision {scheme}: " in next(folder.glob("training_log_*.txt")).read_text()
+    summary = json.loads((folder / "validation" / "summary.json").read_text())
+    assert 0.0 <= summary["foreground_mean"]["Dice"] <= 1.0
+    assert load_training_checkpoint(folder / "checkpoint_final.pth")["current_epoch"] == 1
 
 
 def test_2d_configuration_and_pretrained_weights(trained, workspace):

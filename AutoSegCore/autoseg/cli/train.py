@@ -49,8 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_flag(parser, "--iterations_per_epoch", type=int, default=None, metavar="N", help="training iterations per epoch (default 250)")
     add_flag(parser, "--val_iterations", type=int, default=None, metavar="N", help="validation iterations per epoch (default 50)")
     add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
-    add_flag(parser, "-precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-             help="forward-pass precision: auto (fp16 on CUDA as nnU-Net, bf16 on CPUs with native bfloat16, else fp32)")
+    add_flag(parser, "-precision", choices=("auto", "fp32", "bf16-backward", "bf16", "fp16"), default="auto",
+             help="auto (fp16 AMP on CUDA as nnU-Net, else fp32), fp32, bf16-backward (fp32 forward, bfloat16 "
+                  "convolution gradients: faster on CPUs with native bfloat16), bf16 (bfloat16 autocast: fastest, "
+                  "lower Dice) or fp16 (CUDA)")
     add_flag(parser, "-num_workers", type=int, default=None, metavar="N",
              help="background data-augmentation workers (default: from the device and cores; env nnUNet_n_proc_DA)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,

@@ -82,8 +82,9 @@ class Trainer:
         self._seed_everything()
         strides = self.configuration.architecture.arch_kwargs["strides"]
         self.ds_scales = deep_supervision_scales(strides) if self.settings.deep_supervision else None
-        self.network = build_network(self.configuration.architecture, job.num_input_channels, job.num_output_channels,
-                                     deep_supervision=self.settings.deep_supervision).to(self.device)
+        self.network = self.precision.prepare(build_network(
+            self.configuration.architecture, job.num_input_channels, job.num_output_channels,
+            deep_supervision=self.settings.deep_supervision).to(self.device))
         self.optimizer = build_optimizer(self.network.parameters(), self.settings.initial_lr,
                                          self.settings.weight_decay, self.settings.momentum)
         self.grad_scaler = torch.amp.GradScaler("cuda") if self.precision.needs_grad_scaler else None
@@ -162,7 +163,7 @@ class Trainer:
             write_debug_json(
                 job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
                 configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
-                precision=self.precision.name, compile=self._compiled, num_workers=workers,
+                precision=self.precision.name, precision_scheme=self.precision.description, compile=self._compiled, num_workers=workers,
                 batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
                 deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
                 preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
@@ -323,7 +324,8 @@ class Trainer:
         job, config, s = self.job, self.configuration, self.settings
         self.log(f"Training {job.trainer_name} {job.plans.plans_name} {job.configuration_name} fold {job.fold} on "
                  f"{self.device} ({self.precision.name}); patch {list(config.patch_size)}, batch {config.batch_size}, "
-                 f"{s.num_epochs} epochs x {s.iterations_per_epoch} iterations.")
+                 f"{s.num_epochs} epochs x {s.iterations_per_epoch} iterations. Precision {self.precision.name}: "
+                 f"{self.precision.description}.")
         self.stream.emit("start", epoch=self.current_epoch, num_epochs=s.num_epochs,
                          iterations_per_epoch=s.iterations_per_epoch, val_iterations=s.val_iterations,
                          fold=str(job.fold), configuration=job.configuration_name, trainer=job.trainer_name,
