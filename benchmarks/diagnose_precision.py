@@ -32,48 +32,48 @@ SCHEMES = ("bf16", "bf16+loss32", "bf16+norm32", "bf16+loss32+norm32", "conv-for
 
 
 @contextlib.contextmanager
+def patched_forwards(modules, make_forward):
+    """Replace each module's ``forward`` by ``make_forward(original forward)`` for the duration of the block."""
+    originals = {module: module.forward for module in modules}
+    for module, original in originals.items():
+        module.forward = make_forward(original)
+    try:
+        yield
+    finally:
+        for module, original in originals.items():
+            module.forward = original
+
+
 def conv_split(network: torch.nn.Module, forward_bf16: bool):
     """No autocast; convolutions give the bf16 result forward but fp32 gradients (or the reverse)."""
-    convs = [m for m in network.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
-    originals = {}
-    for module in convs:
-        originals[module] = module.forward
 
-        def forward(x, _module=module, _original=module.forward):
-            exact = _original(x)
+    def make_forward(original):
+        def forward(x):
+            exact = original(x)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                rounded = _original(x).float()
+                rounded = original(x).float()
             if forward_bf16:  # value of the bf16 convolution, gradient of the fp32 one
                 return exact + (rounded - exact).detach()
             return rounded + (exact - rounded).detach()  # value fp32, gradient through the bf16 convolution
 
-        module.forward = forward
-    try:
-        yield
-    finally:
-        for module, forward in originals.items():
-            module.forward = forward
+        return forward
+
+    return patched_forwards([m for m in network.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)],
+                            make_forward)
 
 
-@contextlib.contextmanager
 def norms_in_fp32(network: torch.nn.Module):
-    """Instance/batch norms run in float32 (statistics and output) inside autocast."""
-    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
-             or isinstance(m, torch.nn.modules.instancenorm._InstanceNorm)]
-    originals = {}
-    for module in norms:
-        originals[module] = module.forward
+    """Instance/batch norms (all ``_NormBase``) run in float32 (statistics and output) inside autocast."""
 
-        def forward(x, _module=module, _original=module.forward):
+    def make_forward(original):
+        def forward(x):
             with torch.autocast("cpu", enabled=False):
-                return _original(x.float())
+                return original(x.float())
 
-        module.forward = forward
-    try:
-        yield
-    finally:
-        for module, forward in originals.items():
-            module.forward = forward
+        return forward
+
+    return patched_forwards([m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)],
+                            make_forward)
 
 
 def loss_and_gradients(trainer: Trainer, data, target, scheme: str) -> tuple[float, dict[str, torch.Tensor]]:
