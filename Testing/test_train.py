@@ -22,6 +22,7 @@ import torch
 
 from autoseg.paths import Workspace
 from autoseg.training.checkpoint import load_training_checkpoint
+from autoseg.training.precision import DESCRIPTIONS, cpu_has_native_bf16
 from autoseg.training.progress_stream import read_events
 from nnunet_models import KINDS, make_raw_dataset, predict_with_nnunet, write_prediction_inputs
 
@@ -83,8 +84,9 @@ def test_short_run_writes_the_complete_fold_folder(trained, workspace):
     assert len(logs) == 1 and "Epoch 1:" in logs[0].read_text()
     debug = json.loads((fold / "debug.json").read_text())
     assert debug["configuration"] == "3d_fullres" and debug["settings"]["num_epochs"] == 2
-    assert debug["precision"] == "fp32" and debug["precision_scheme"] == "float32 throughout"  # the CPU default
-    assert "Precision fp32: float32 throughout." in logs[0].read_text()
+    default = "bf16-backward" if cpu_has_native_bf16() else "fp32"  # the CPU default
+    assert debug["precision"] == default and debug["precision_scheme"] == DESCRIPTIONS[default]
+    assert f"Precision {default}: {DESCRIPTIONS[default]}." in logs[0].read_text()
 
     checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
     assert checkpoint["current_epoch"] == 2 and checkpoint["trainer_name"] == "nnUNetTrainer"
@@ -183,14 +185,18 @@ def test_kill_minus_9_then_continue(workspace):
     assert f"Continuing from checkpoint_latest.pth: epoch {resumed_from} of 4" in log_text
 
 
-@pytest.mark.parametrize(("fold", "scheme"), [("1", "bf16-backward"), ("2", "bf16")])
+# the default run above trains under the CPU default; these cover the other CPU schemes
+NOT_DEFAULT = "fp32" if cpu_has_native_bf16() else "bf16-backward"
+
+
+@pytest.mark.parametrize(("fold", "scheme"), [("1", NOT_DEFAULT), ("2", "bf16")])
 def test_tiny_training_under_each_cpu_precision_scheme(workspace, fold, scheme):
     autoseg(workspace, "train", DATASET, "3d_fullres", fold, "-precision", scheme, "--epochs", "1",
             "--iterations_per_epoch", "2", "--val_iterations", "1", "--seed", "0", "--no_pbar", "-device", "cpu",
             "-num_workers", "0")
     folder = model_folder(workspace) / f"fold_{fold}"
     debug = json.loads((folder / "debug.json").read_text())
-    assert debug["precision"] == scheme and "bfloat16" in debug["precision_scheme"]
+    assert debug["precision"] == scheme and debug["precision_scheme"] == DESCRIPTIONS[scheme]
     assert f"Precision {scheme}: " in next(folder.glob("training_log_*.txt")).read_text()
     summary = json.loads((folder / "validation" / "summary.json").read_text())
     assert 0.0 <= summary["foreground_mean"]["Dice"] <= 1.0

@@ -13,7 +13,8 @@ from torch import nn
 
 from autoseg.errors import AutoSegError
 from autoseg.training.losses import build_loss
-from autoseg.training.precision import DESCRIPTIONS, PRECISIONS, choose_precision
+from autoseg.training import precision as precision_module
+from autoseg.training.precision import DESCRIPTIONS, PRECISIONS, choose_precision, cpu_has_native_bf16
 
 
 def _network() -> nn.Module:
@@ -49,9 +50,15 @@ def _run(scheme: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor, dict[str, 
     return network, output, loss, gradients, norm_dtypes
 
 
-def test_cpu_default_is_float32_and_cuda_keeps_nnunet_amp():
+def test_cpu_default_is_bf16_backward_with_native_bf16_else_float32_and_cuda_keeps_nnunet_amp(monkeypatch):
     cpu = choose_precision(torch.device("cpu"), "auto")
-    assert cpu.name == "fp32" and cpu.autocast_dtype is None and not cpu.bf16_convolution_backward
+    assert cpu.autocast_dtype is None  # the forward pass is float32 either way
+    assert cpu.bf16_convolution_backward == cpu_has_native_bf16()
+    for native, expected in ((True, "bf16-backward"), (False, "fp32")):
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        assert choose_precision(torch.device("cpu"), "auto").name == expected
+        assert choose_precision(torch.device("cpu"), "fp32").name == "fp32"  # an explicit choice is kept
+    assert choose_precision(torch.device("mps"), "auto").name == "fp32"
     cuda = choose_precision(torch.device("cuda"), "auto")
     assert cuda.name == "fp16" and cuda.needs_grad_scaler
     assert set(DESCRIPTIONS) == set(PRECISIONS) - {"auto"}
