@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.autoseg-installed
 RUNTIME_STAMP := $(VENV)/.autoseg-runtime-installed
 
-.PHONY: test demo bench bench-train venv clean-venv
+.PHONY: test lint demo bench bench-train venv clean-venv
 
 venv: $(STAMP)
 
@@ -27,7 +27,15 @@ $(STAMP): $(RUNTIME_STAMP) Testing/requirements-oracle.txt Testing/requirements-
 	$(BIN)/python -m pip install -q -r Testing/requirements-oracle-deps.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+# The architecture and code checks: ruff (style, imports, bugs), import-linter (the layer contract in
+# AutoSegCore/pyproject.toml), mypy (types) and the size limits (files <= 600 lines, functions <= 60).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	cd AutoSegCore && ../$(BIN)/lint-imports --no-cache
+	cd AutoSegCore && ../$(BIN)/mypy
+	$(BIN)/python tools/check_code_size.py
+
+test: lint
 	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra --durations=30
 
 demo: $(RUNTIME_STAMP)

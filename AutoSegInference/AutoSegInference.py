@@ -14,6 +14,15 @@ from typing import Annotated
 import numpy as np
 import qt
 import slicer
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    imageVolumeNodes,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+    writeCaseVolumes,
+)
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -25,16 +34,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    ProcessRunner,
-    imageVolumeNodes,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-    writeCaseVolumes,
-)
 
 MODEL_FOLDERS_KEY = "AutoSeg/ExtraModelFolders"
 VOLUME_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -294,7 +293,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def writeInputs(volumeNodes, folder, fileEnding):
         """``folder/input/case_CCCC<ending>``: channel 0 as it is, the others in its frame and on its grid."""
-        from autoseg.dataset.export_write import write_channels_on_reference
+        from autoseg.dataset.export.write import write_channels_on_reference
 
         (folder / "staging").mkdir(parents=True)
         (folder / "input").mkdir()
@@ -394,9 +393,9 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
         self.test_load_result_on_oblique_volume()
 
     def test_load_result_on_oblique_volume(self):
-        from autoseg.slicer_support.models import ModelInfo
-
         from AutoSegSlicerLib.testing import makeAnnotatedCase
+
+        from autoseg.slicer_support.models import ModelInfo
 
         volume, _segmentation, labels = makeAnnotatedCase("case", ["a", "b"], seed=3)
         folder = Path(tempfile.mkdtemp(prefix="AutoSegInferenceTest-"))

@@ -1,7 +1,7 @@
 """AutoSegPlanner: curate annotated cases into an nnUNet_raw dataset, then verify, plan and preprocess it.
 
 The export itself (label table, labelmaps on the reference volume's geometry, dataset.json) is
-``autoseg.dataset.export_segmentations``; this module only writes scene nodes to files, shows the
+``autoseg.dataset.export.segmentations``; this module only writes scene nodes to files, shows the
 tables, asks before replacing cases, and runs planning in a background process.
 """
 
@@ -13,6 +13,16 @@ from typing import Annotated
 
 import qt
 import slicer
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    fillTable,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+    writeCaseVolumes,
+    writeSegmentationInFrameOf,
+)
 from slicer import vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -24,17 +34,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    ProcessRunner,
-    fillTable,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-    writeCaseVolumes,
-    writeSegmentationInFrameOf,
-)
 
 NEW_DATASET = "(new dataset)"
 
@@ -291,7 +290,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
     def addSceneCase(self, caseId, volumeNodes, segmentationNode):
         """Write the volumes and the segmentation to the staging folder, in channel 0's frame (``casefiles``)."""
-        from autoseg.dataset.export_segmentations import ExportCase
+        from autoseg.dataset.export.segmentations import ExportCase
 
         if not caseId or any(c in caseId for c in "/\\:"):
             raise ValueError(_("Give the case a name without / \\ or : (for example case_001)."))
@@ -309,7 +308,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         return case
 
     def addFolderCases(self, folder):
-        from autoseg.dataset.export_segmentations import find_cases_in_folder
+        from autoseg.dataset.export.segmentations import find_cases_in_folder
 
         found = find_cases_in_folder(Path(folder))
         known = {case.case_id for case in self.cases}
@@ -327,7 +326,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         return f"{stem}{int(digits) + 1:0{len(digits)}d}" if digits else f"{caseId}_2"
 
     def planExport(self, workspaceFolder, dataset, datasetName, channelNames, fileEnding):
-        from autoseg.dataset.export_segmentations import plan_export
+        from autoseg.dataset.export.segmentations import plan_export
 
         if not self.cases:
             raise ValueError(_("Add at least one case first."))
@@ -343,7 +342,7 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
     def startExport(self, plan, overwrite):
         """Write the dataset in a worker thread (file work only); progress in ``exportState``."""
-        from autoseg.dataset.export_segmentations import write_export
+        from autoseg.dataset.export.segmentations import write_export
 
         state = self.exportState
         state.update(done=0, total=len(plan.cases), message=_("Exporting..."), error=None,
@@ -377,8 +376,8 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
     def plansSummary(self, workspaceFolder, dataset):
         from autoseg.paths import find_dataset_name
-        from autoseg.planning.plans import Plans
         from autoseg.planning.summary import SUMMARY_COLUMNS, plans_summary_rows
+        from autoseg.plans.model import Plans
 
         ws = self.workspace(workspaceFolder)
         name = find_dataset_name(dataset, [ws.raw, ws.preprocessed])
@@ -399,7 +398,6 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
     def test_export_two_scene_cases(self):
         import numpy as np
         import SimpleITK as sitk
-
         from AutoSegSlicerLib.testing import makeAnnotatedCase
 
         workspace = Path(tempfile.mkdtemp(prefix="AutoSegPlannerTest-"))

@@ -8,7 +8,11 @@ application settings. It imports AutoSegCore only inside functions, so that an u
 """
 
 from AutoSegSlicerLib.casefiles import imageVolumeNodes, writeCaseVolumes, writeSegmentationInFrameOf
-from AutoSegSlicerLib.compatibility import requireSupportedSlicer, showUnsupportedSlicer, unsupportedSlicerMessage
+from AutoSegSlicerLib.compatibility import (
+    requireSupportedSlicer,
+    showUnsupportedSlicer,
+    unsupportedSlicerMessage,
+)
 from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
 from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder

@@ -5,7 +5,7 @@ parent transform is not applied, so a result loaded back under that transform la
 shown), every other node (channels > 0, the segmentation) carried through its own parent transform and
 then the inverse of channel 0's. A T2 registered to a T1 by a transform therefore reaches AutoSeg
 registered, for training and for inference alike. AutoSeg then puts channels > 0 and the labels on
-channel 0's voxel grid (``autoseg.dataset.export_write``).
+channel 0's voxel grid (``autoseg.dataset.export.write``).
 
 Segmentations are always written as binary labelmaps: one whose source representation is a closed surface
 or planar contours (imported models, RTSTRUCT) is converted on channel 0's geometry first, because

@@ -11,6 +11,14 @@ from typing import Annotated
 
 import numpy as np
 import slicer
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    fillTable,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -21,15 +29,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    ProcessRunner,
-    fillTable,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-)
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -370,7 +369,7 @@ class AutoSegTrainerTest(ScriptedLoadableModuleTest):
         def replayTraining(command):  # writes what `autoseg train` writes, 3 epochs, then exits 0
             script = (
                 "import sys, time\n"
-                "from autoseg.training.progress_stream import ProgressStream\n"
+                "from autoseg.utils.progress_stream import ProgressStream\n"
                 "s = ProgressStream(sys.argv[1])\n"
                 "s.emit('start', epoch=0, num_epochs=3, iterations_per_epoch=2, val_iterations=1)\n"
                 "for e in range(3):\n"

@@ -12,6 +12,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "oracle: compares against an installed nnunetv2 (the reference implementation)")
 
 
+def pytest_sessionstart(session):
+    # before collection: one message naming the data missing outside the repository and how to get it
+    from external_test_data import stop_run_if_missing
+
+    stop_run_if_missing()
+
+
 @pytest.fixture(scope="session")
 def nnunet_model_factory(tmp_path_factory):
     """``factory(kind, configurations, folds, planner="ExperimentPlanner", **options) -> dict``.

@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from autoseg.paths import Workspace
 from oracle import BIN, SHARED_DATA, nnunet_env
+
+from autoseg.paths import Workspace
 
 TRAINER = "nnUNetTrainer"
 PLANNERS = {

@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from external_test_data import TEST_DATA
+
 from autoseg.paths import Workspace
 
 BIN = Path(sys.executable).parent
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = TEST_DATA  # AUTOSEG_TEST_DATA, default ../shared/data
 
 
 def nnunet_env(workspace: Workspace) -> dict[str, str]:

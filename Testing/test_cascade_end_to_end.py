@@ -17,11 +17,11 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from nnunet_models import KINDS, make_raw_dataset, predict_with_nnunet, write_prediction_inputs
+from test_predict_vs_nnunet import _autoseg_predict, assert_same_predictions
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.paths import Workspace
-from nnunet_models import KINDS, make_raw_dataset, predict_with_nnunet, write_prediction_inputs
-from test_predict_vs_nnunet import _autoseg_predict, assert_same_predictions
 
 pytestmark = pytest.mark.oracle
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from nnunet_models import predict_with_nnunet, write_prediction_inputs
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.inference.model_folder import open_model_folder
 from autoseg.network import build_network
-from autoseg.planning.plans import Plans
-from autoseg.training.checkpoint import build_checkpoint, init_args, load_training_checkpoint, save_checkpoint
+from autoseg.network.checkpoint import build_checkpoint, init_args, load_checkpoint, save_checkpoint
+from autoseg.plans.model import Plans
 from autoseg.training.schedule import build_optimizer
 from autoseg.training.training_log import TrainingLog
-from nnunet_models import predict_with_nnunet, write_prediction_inputs
 
 pytestmark = pytest.mark.oracle
 
@@ -42,7 +42,7 @@ def test_autoseg_checkpoint_runs_in_nnunet(nnunet_model_factory, tmp_path):
                                   torch.device("cpu")), "nnUNetTrainer", (0, 1, 2))
     save_checkpoint(checkpoint, target / "fold_0" / "checkpoint_final.pth")
     assert not [p for p in (target / "fold_0").iterdir() if p.name != "checkpoint_final.pth"]  # no temp file left
-    reread = load_training_checkpoint(target / "fold_0" / "checkpoint_final.pth")
+    reread = load_checkpoint(target / "fold_0" / "checkpoint_final.pth")
     assert reread["current_epoch"] == 1 and reread["logging"]["ema_fg_dice"] == [0.55]
 
     inputs = tmp_path / "in"

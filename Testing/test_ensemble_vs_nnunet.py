@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oracle import SHARED_DATA, run_nnunet, run_nnunet_python
 from scipy.ndimage import gaussian_filter
 
 from autoseg.imageio.simpleitk_io import SimpleITKIO
 from autoseg.inference.predict_folder import write_probabilities
 from autoseg.paths import Workspace
-from oracle import SHARED_DATA, run_nnunet, run_nnunet_python
 
 pytestmark = pytest.mark.oracle
 

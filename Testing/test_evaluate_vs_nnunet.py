@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oracle import SHARED_DATA, run_nnunet
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.evaluation import load_summary
 from autoseg.paths import Workspace
-from oracle import SHARED_DATA, run_nnunet
 
 pytestmark = pytest.mark.oracle
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oracle import SHARED_DATA, nnunet_env
 
 from autoseg.model_selection.instructions import command_lines, inference_information, instructions_text
 from autoseg.model_selection.models import TrainedModel, previous_stage_of
 from autoseg.paths import Workspace
-from oracle import SHARED_DATA, nnunet_env
 
 SOURCE = SHARED_DATA / "Hippocampus"
 DATASET_ID = "961"

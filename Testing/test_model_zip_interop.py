@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
+from oracle import run_nnunet
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.paths import Workspace
-from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
-from oracle import run_nnunet
 
 pytestmark = pytest.mark.oracle
 

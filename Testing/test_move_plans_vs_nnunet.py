@@ -6,10 +6,10 @@ import json
 import shutil
 
 import pytest
+from oracle import SHARED_DATA, link_dataset, run_nnunet
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.paths import Workspace
-from oracle import SHARED_DATA, link_dataset, run_nnunet
 
 pytestmark = pytest.mark.oracle
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from nnunet_models import model_ids, nnunet_subprocess_env, predict_with_nnunet, write_prediction_inputs
 
 pytestmark = pytest.mark.oracle

@@ -10,13 +10,13 @@ import pickle
 
 import numpy as np
 import pytest
+from generated_datasets import WRITERS
+from oracle import SHARED_DATA, link_dataset, load_json, run_nnunet
+from test_planner_vs_nnunet import _assert_same_plans
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.paths import Workspace
 from autoseg.preprocessing import storage
-from generated_datasets import WRITERS
-from oracle import SHARED_DATA, link_dataset, load_json, run_nnunet
-from test_planner_vs_nnunet import _assert_same_plans
 
 DATASETS = {
     "Hippocampus": ("Dataset004_Hippocampus", 20),

@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oracle import load_json, run_nnunet_python
 
 from autoseg.paths import Workspace
 from autoseg.plan_and_preprocess import plan_dataset
-from oracle import load_json, run_nnunet_python
 
 PLANNERS = {
     "ExperimentPlanner": "nnUNetPlans",

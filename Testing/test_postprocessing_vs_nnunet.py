@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oracle import SHARED_DATA, run_nnunet
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.paths import Workspace
 from autoseg.postprocessing import PostprocessingStep, determine_postprocessing, load_postprocessing
-from oracle import SHARED_DATA, run_nnunet
 
 pytestmark = pytest.mark.oracle
 

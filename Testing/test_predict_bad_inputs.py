@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from nnunet_models import write_prediction_inputs
 
 from autoseg.cli.main import main as autoseg_main
-from nnunet_models import write_prediction_inputs
 
 pytestmark = pytest.mark.oracle
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from autoseg.cli.main import main as autoseg_main
 from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
 from test_predict_vs_nnunet import _autoseg_predict, assert_same_predictions
+
+from autoseg.cli.main import main as autoseg_main
 
 pytestmark = pytest.mark.oracle
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
 
 from autoseg.cli.main import main as autoseg_main
-from nnunet_models import model_ids, predict_with_nnunet, write_prediction_inputs
 
 pytestmark = pytest.mark.oracle
 

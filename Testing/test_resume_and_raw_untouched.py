@@ -6,16 +6,15 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from oracle import BIN
 
 from autoseg.demo.synthetic import write_synthetic_dataset
 from autoseg.paths import Workspace
 from autoseg.preprocessing import storage
-from oracle import BIN
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from nnunet_models import KINDS, make_raw_dataset, write_prediction_inputs
+
 from autoseg.slicer_support.commands import (
     AutoSegCommand,
     WorkspaceFolders,
@@ -22,7 +24,6 @@ from autoseg.slicer_support.commands import (
 from autoseg.slicer_support.models import find_models
 from autoseg.slicer_support.prediction_monitor import PredictionMonitor
 from autoseg.slicer_support.training_monitor import TrainingMonitor
-from nnunet_models import KINDS, make_raw_dataset, write_prediction_inputs
 
 CORE = Path(__file__).parents[1] / "AutoSegCore"
 

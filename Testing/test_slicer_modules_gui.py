@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import slicer_env
 
 WORKSPACE_KEY = "AutoSeg/WorkspaceFolder"

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 import slicer_env
 
 
@@ -35,7 +34,7 @@ def _autoseg_process(command):
 
 REPLAY_TRAINING = (
     "import sys, time\n"
-    "from autoseg.training.progress_stream import ProgressStream\n"
+    "from autoseg.utils.progress_stream import ProgressStream\n"
     "s = ProgressStream(sys.argv[1])\n"
     "s.emit('start', epoch=0, num_epochs=3, iterations_per_epoch=2, val_iterations=1)\n"
     "for e in range(3):\n"
@@ -185,8 +184,8 @@ def test_inference_logic_finds_models_and_checks_inputs(real_slicer, tmp_path):
 
 
 def _write_case(folder: Path, case: str, names: list[str], seed: int) -> np.ndarray:
-    from autoseg.slicer_support.geometry import Geometry
-    from autoseg.slicer_support.segmentation_file import write_segmentation_file
+    from autoseg.imageio.ras_geometry import Geometry
+    from autoseg.imageio.segmentation_file import write_segmentation_file
 
     rng = np.random.default_rng(seed)
     shape = (20, 28, 28)

@@ -100,7 +100,7 @@ def test_planner_exports_a_transformed_second_channel_registered(real_slicer, tm
 
 def _result_file(volume, labels: np.ndarray, folder) -> object:
     """What ``autoseg predict`` writes for this volume: the labels on the volume's own grid (its input file's)."""
-    from autoseg.slicer_support.geometry import apply_geometry, geometry_from_ijk_to_ras
+    from autoseg.imageio.ras_geometry import apply_geometry, geometry_from_ijk_to_ras
 
     result = sitk.GetImageFromArray(labels.astype(np.uint8))
     apply_geometry(result, geometry_from_ijk_to_ras(_ijk_to_ras(volume)))
@@ -158,7 +158,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_planner_exports_a_closed_surface_segmentation_as_a_labelmap(real_slicer, tmp_path):
-    from autoseg.slicer_support.segmentation_file import read_segmentation_file
+    from autoseg.imageio.segmentation_file import read_segmentation_file
 
     planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
     volume, segmentation, labels = _annotated_case("case0")
@@ -198,7 +198,7 @@ def test_planner_writes_the_segmentation_in_channel_0_frame(real_slicer, tmp_pat
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(written / "labelsTr" / "together.nii.gz"))),
                                   labels)
     image = sitk.ReadImage(str(written / "imagesTr" / "together_0000.nii.gz"))
-    from autoseg.slicer_support.geometry import ijk_to_ras_matrix, geometry_of_image
+    from autoseg.imageio.ras_geometry import geometry_of_image, ijk_to_ras_matrix
 
     np.testing.assert_allclose(ijk_to_ras_matrix(geometry_of_image(image)), _ijk_to_ras(together), atol=1e-4)
 
@@ -245,7 +245,8 @@ def _overlapping_segmentation(real_slicer, volume):
 
 
 def test_a_seg_nrrd_written_by_slicer_is_read_exactly_by_autoseg(real_slicer, tmp_path):
-    from autoseg.slicer_support.segmentation_file import labelmap_on_reference, read_segmentation_file
+    from autoseg.dataset.export.grid_alignment import labelmap_on_reference
+    from autoseg.imageio.segmentation_file import read_segmentation_file
 
     volume, old, _labels = _annotated_case("case")
     real_slicer.scene.RemoveNode(old)
@@ -272,9 +273,9 @@ def test_a_seg_nrrd_written_by_slicer_is_read_exactly_by_autoseg(real_slicer, tm
 
 
 def test_files_autoseg_writes_are_read_by_slicer_intact(real_slicer, tmp_path):
-    from autoseg.slicer_support.colors import terminology_for_name
-    from autoseg.slicer_support.geometry import Geometry, ijk_to_ras_matrix
-    from autoseg.slicer_support.segmentation_file import SegmentInfo, write_segmentation_file
+    from autoseg.imageio.ras_geometry import Geometry, ijk_to_ras_matrix
+    from autoseg.imageio.segment_colors import terminology_for_name
+    from autoseg.imageio.segmentation_file import SegmentInfo, write_segmentation_file
 
     slicer = real_slicer.slicer
     geometry = Geometry(spacing=(0.8, 1.1, 2.5), origin=(-30.0, 12.5, 40.0),

@@ -16,8 +16,9 @@ import importlib.util
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("autoseg_slicer_compatibility",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autoseg.slicer_support.colors import (
+from autoseg.imageio.segment_colors import (
     DICOM_MASTER,
     GENERAL_ANATOMY,
     TOTALSEGMENTATOR,

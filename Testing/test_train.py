@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
-
-from autoseg.paths import Workspace
-from autoseg.training.checkpoint import load_training_checkpoint
-from autoseg.training.precision import DESCRIPTIONS, cpu_has_native_bf16
-from autoseg.training.progress_stream import read_events
 from nnunet_models import KINDS, make_raw_dataset, predict_with_nnunet, write_prediction_inputs
+
+from autoseg.network.checkpoint import load_checkpoint
+from autoseg.paths import Workspace
+from autoseg.training.precision import DESCRIPTIONS, cpu_has_native_bf16
+from autoseg.utils.progress_stream import read_events
 
 pytestmark = pytest.mark.oracle
 
@@ -88,7 +87,7 @@ def test_short_run_writes_the_complete_fold_folder(trained, workspace):
     assert debug["precision"] == default and debug["precision_scheme"] == DESCRIPTIONS[default]
     assert f"Precision {default}: {DESCRIPTIONS[default]}." in logs[0].read_text()
 
-    checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
+    checkpoint = load_checkpoint(fold / "checkpoint_final.pth")
     assert checkpoint["current_epoch"] == 2 and checkpoint["trainer_name"] == "nnUNetTrainer"
     assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1, 2)
     assert checkpoint["init_args"]["configuration"] == "3d_fullres" and checkpoint["init_args"]["fold"] == 0
@@ -165,7 +164,7 @@ def test_kill_minus_9_then_continue(workspace):
     finally:
         process.wait(timeout=60)
     assert not (folder / "checkpoint_final.pth").exists()
-    latest = load_training_checkpoint(folder / "checkpoint_latest.pth")  # complete and readable
+    latest = load_checkpoint(folder / "checkpoint_latest.pth")  # complete and readable
     resumed_from = latest["current_epoch"]
     assert 1 <= resumed_from < 4
     assert all(len(v) == resumed_from for v in latest["logging"].values())
@@ -173,7 +172,7 @@ def test_kill_minus_9_then_continue(workspace):
     result = autoseg(workspace, "train", DATASET, "3d_fullres", "1", "-tr", trainer, "--c", "--iterations_per_epoch", "4",
                      "--val_iterations", "1", "--seed", "3", "--no_pbar", "-device", "cpu", "-num_workers", "1")
     assert "mean validation Dice" in result.stdout
-    final = load_training_checkpoint(folder / "checkpoint_final.pth")
+    final = load_checkpoint(folder / "checkpoint_final.pth")
     assert final["current_epoch"] == 4
     logging = final["logging"]
     assert all(len(v) == 4 for v in logging.values())
@@ -200,18 +199,18 @@ def test_tiny_training_under_each_cpu_precision_scheme(workspace, fold, scheme):
     assert f"Precision {scheme}: " in next(folder.glob("training_log_*.txt")).read_text()
     summary = json.loads((folder / "validation" / "summary.json").read_text())
     assert 0.0 <= summary["foreground_mean"]["Dice"] <= 1.0
-    assert load_training_checkpoint(folder / "checkpoint_final.pth")["current_epoch"] == 1
+    assert load_checkpoint(folder / "checkpoint_final.pth")["current_epoch"] == 1
 
 
 def test_2d_configuration_and_pretrained_weights(trained, workspace):
     autoseg(workspace, "train", DATASET, "2d", "0", *TINY)
     fold = model_folder(workspace, "2d") / "fold_0"
-    checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
+    checkpoint = load_checkpoint(fold / "checkpoint_final.pth")
     assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1)
     assert (fold / "validation" / "summary.json").is_file()
 
     # fold 2 of 3d_fullres starts from fold 0's weights: everything but the segmentation heads is copied
-    source = load_training_checkpoint(trained / "fold_0" / "checkpoint_final.pth")["network_weights"]
+    source = load_checkpoint(trained / "fold_0" / "checkpoint_final.pth")["network_weights"]
     trainer = "nnUNetTrainer_1epochs"
     autoseg(workspace, "train", DATASET, "3d_fullres", "2", "-tr", trainer, "-pretrained_weights",
             str(trained / "fold_0" / "checkpoint_final.pth"), "--iterations_per_epoch", "1", "--val_iterations", "1",
@@ -257,7 +256,7 @@ def test_distributed_training_with_two_processes(workspace):
     fold = model_folder(workspace, trainer=trainer) / "fold_3"
     debug = json.loads((fold / "debug.json").read_text())
     assert debug["world_size"] == 2 and debug["batch_size_per_rank"] * 2 >= debug["batch_size"]
-    checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
+    checkpoint = load_checkpoint(fold / "checkpoint_final.pth")
     assert checkpoint["current_epoch"] == 2 and not any(k.startswith("module.") for k in checkpoint["network_weights"])
     assert len(list(fold.glob("training_log_*.txt"))) == 1
     splits = json.loads((workspace.preprocessed / KINDS["hippocampus"].dataset_name / "splits_final.json").read_text())

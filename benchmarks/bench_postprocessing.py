@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from common import BIN, measure, workspace_env
 
 DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1, "lesion": 2},

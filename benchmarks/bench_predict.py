@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
 from common import BIN, measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))

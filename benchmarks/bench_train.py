@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from common import BIN, SHARED_DATA, link_raw_dataset, measure, workspace_env
 
 DATASET_ID = "4"

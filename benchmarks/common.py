@@ -11,8 +11,11 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
+from external_test_data import TEST_DATA
+
 BIN = Path(sys.executable).parent
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = TEST_DATA  # AUTOSEG_TEST_DATA, default ../shared/data
 
 
 @dataclass

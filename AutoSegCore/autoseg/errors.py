@@ -29,6 +29,10 @@ class PreprocessingError(AutoSegError):
     """Preprocessing could not complete."""
 
 
+class DeviceError(AutoSegError):
+    """The requested compute device does not exist or is not usable."""
+
+
 class ModelFolderError(AutoSegError):
     """A results/model folder does not have the expected layout."""
 

@@ -23,6 +23,46 @@ DATASET_NAME_PATTERN = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 
 @dataclass(frozen=True)
+class DatasetName:
+    """A dataset folder name, ``DatasetXXX_Name`` (three-digit id)."""
+
+    dataset_id: int
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.prefix(self.dataset_id)}{self.name}"
+
+    @staticmethod
+    def prefix(dataset_id: int) -> str:
+        """``DatasetXXX_``: what every folder of dataset ``dataset_id`` starts with."""
+        return f"Dataset{dataset_id:03d}_"
+
+    @classmethod
+    def parse(cls, text: str | os.PathLike[str]) -> DatasetName | None:
+        """The parts of ``DatasetXXX_Name`` (a folder name or path); None when it is not one."""
+        match = DATASET_NAME_PATTERN.match(Path(text).name if isinstance(text, os.PathLike) else str(text))
+        return cls(int(match.group(1)), match.group(2)) if match else None
+
+
+@dataclass(frozen=True)
+class ModelFolderName:
+    """A results folder name, ``<trainer>__<plans>__<configuration>`` (one trained model of a dataset)."""
+
+    trainer: str
+    plans: str
+    configuration: str
+
+    def __str__(self) -> str:
+        return f"{self.trainer}__{self.plans}__{self.configuration}"
+
+    @classmethod
+    def parse(cls, text: str | os.PathLike[str]) -> ModelFolderName | None:
+        """The three parts of a folder name (or of a path's last part); None unless all three are there."""
+        parts = Path(text).name.split("__") if isinstance(text, os.PathLike) else str(text).split("__")
+        return cls(*parts) if len(parts) == 3 and all(parts) else None
+
+
+@dataclass(frozen=True)
 class Workspace:
     """The three nnU-Net folders. Any of them may not exist yet (they are created on demand)."""
 
@@ -84,7 +124,7 @@ def check_environment_near_misses(environ: Mapping[str, str]) -> None:
     """Raise WorkspaceError for variables that were almost, but not quite, set correctly."""
     problems: list[str] = []
     expected = {*FOLDER_VARIABLES, HOME_VARIABLE}
-    for key, value in environ.items():
+    for key in environ:
         stripped = key.strip()
         if stripped != key and stripped in expected:
             problems.append(
@@ -143,7 +183,7 @@ def find_dataset_name(identifier: str | int, search_folders: list[Path]) -> str:
                 f"{text!r} is not a dataset id or name. Use an id such as 4 or 004, or a name such as "
                 f"Dataset004_Hippocampus."
             )
-    prefix = f"Dataset{dataset_id:03d}_"
+    prefix = DatasetName.prefix(dataset_id)
     candidates = sorted(
         {p.name for f in existing for p in f.iterdir() if p.is_dir() and p.name.startswith(prefix)}
     )

@@ -13,20 +13,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from autoseg.dataset.cases import training_cases
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.dataset.splits import copy_or_check_splits
 from autoseg.errors import DatasetError
 from autoseg.fingerprint.extract import extract_fingerprint
 from autoseg.fingerprint.fingerprint import DatasetFingerprint
-from autoseg.dataset.cases import training_cases
 from autoseg.imageio.registry import reader_writer_for_dataset_folder
 from autoseg.paths import Workspace
 from autoseg.planning.planner import merge_with_existing, plan_experiment
-from autoseg.planning.plans import Plans
 from autoseg.planning.presets import planner_settings
+from autoseg.plans.model import Plans
 from autoseg.preprocessing.preprocessor import copy_ground_truth, preprocess_dataset
+from autoseg.typing import ProgressCallback
 from autoseg.utils.files import atomic_path
-from autoseg.utils.parallel import ProgressCallback
 
 logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "dataset_fingerprint.json"

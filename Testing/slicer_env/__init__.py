@@ -21,7 +21,7 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SLICER_PYTHON = ROOT.parent / "shared" / "slicer-python"
+SLICER_PYTHON = importlib.import_module("external_test_data").SLICER_PYTHON  # AUTOSEG_SLICER_PYTHON
 VERSIONS = ("5.10", "main")
 MODULES = ("AutoSegPlanner", "AutoSegTrainer", "AutoSegInference")
 _SHARED_MODULES = ("util", "i18n", "parameterNodeWrapper", "ScriptedLoadableModule")

@@ -18,3 +18,29 @@ def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: st
 def workspace_from_environment() -> Workspace:
     """The workspace the CLI works in (environment variables, else ``$AUTOSEG_HOME``)."""
     return Workspace.from_environment()
+
+
+DATASET_HELP = "dataset id or name, e.g. 4, 004 or Dataset004_Hippocampus"
+DEFAULT_WORKERS = "as many as the CPU cores and free RAM allow"
+
+
+def add_dataset(parser: argparse.ArgumentParser, flag: str | None = None, nargs: str | None = None,
+                required: bool = True, help: str = DATASET_HELP) -> None:
+    """The dataset argument: positional ``DATASET`` (``flag=None``), or ``-d DATASET`` (``dest="dataset"``)."""
+    if flag is None:
+        parser.add_argument("dataset", metavar="DATASET", nargs=nargs, help=help)
+    else:
+        add_flag(parser, flag, dest="dataset", metavar="DATASET", nargs=nargs, required=required, help=help)
+
+
+def add_num_processes(parser: argparse.ArgumentParser, purpose: str, default: str = DEFAULT_WORKERS,
+                      dest: str = "num_processes", flag: str = "-np", nargs: str | None = None) -> None:
+    """``-np N``: worker processes for ``purpose`` (help: "worker processes <purpose> (default: <default>)")."""
+    add_flag(parser, flag, type=int, default=None, dest=dest, metavar="N", nargs=nargs,
+             help=f"worker processes {purpose} (default: {default})")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``-device``: resolved by :func:`autoseg.utils.devices.resolve_device`."""
+    add_flag(parser, "-device", default="auto", metavar="DEVICE",
+             help="auto (CUDA if PyTorch sees a GPU, else the CPU), cpu, cuda, cuda:N or mps (default: auto)")

@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_flag, add_num_processes, workspace_from_environment
 from autoseg.errors import WorkspaceError
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,8 @@ def _register_msd(subparsers: argparse._SubParsersAction) -> None:
         help="Dataset id of the result. Default: the number of the MSD task (Task05 -> Dataset005). "
         "Use it when that id is already taken by another dataset.",
     )
-    add_flag(
-        parser,
-        "-np",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"Number of processes splitting images in parallel. Default: ${NUM_PROCESSES_VARIABLE} if set, "
-        "else 8 (at most the number of CPUs).",
+    add_num_processes(
+        parser, "splitting the images", f"${NUM_PROCESSES_VARIABLE} if set, else 8, at most the CPUs", dest="np"
     )
     parser.add_argument(
         "--overwrite",
@@ -108,7 +102,7 @@ def default_num_processes() -> int | None:
 
 def run_msd(args: argparse.Namespace) -> int:
     """Run ``convert_MSD_dataset``."""
-    from autoseg.dataset.convert_msd import convert_msd_dataset
+    from autoseg.dataset.convert.msd import convert_msd_dataset
 
     workspace = workspace_from_environment()
     target = convert_msd_dataset(
@@ -125,7 +119,7 @@ def run_msd(args: argparse.Namespace) -> int:
 
 def run_old(args: argparse.Namespace) -> int:
     """Run ``convert_old_nnUNet_dataset``."""
-    from autoseg.dataset.convert_old_nnunet import convert_old_nnunet_dataset
+    from autoseg.dataset.convert.old_nnunet import convert_old_nnunet_dataset
 
     workspace = workspace_from_environment()
     target = convert_old_nnunet_dataset(

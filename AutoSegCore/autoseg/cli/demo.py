@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoseg.cli.common import add_flag
+from autoseg.cli.common import add_device, add_flag, add_num_processes
 
 DEFAULT_WORKSPACE = ".autoseg_demo"
 QUICK_WORKSPACE = ".autoseg_demo/quick"
@@ -38,10 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_flag(p, "--epochs", type=int, default=None, metavar="N", help="override the demo's number of epochs")
     add_flag(p, "--iterations_per_epoch", type=int, default=None, metavar="N",
              help="override the demo's training iterations per epoch")
-    add_flag(p, "-device", default="auto", metavar="DEVICE",
-             help="cpu, cuda or mps (default: cuda if available, else cpu)")
-    add_flag(p, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes for preprocessing and evaluation (default: from the cores and free RAM)")
+    add_device(p)
+    add_num_processes(p, "for preprocessing and evaluation")
     p.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar",
                    help="hide progress bars")
     p.add_argument("--verbose", action="store_true", help="print details")
@@ -67,15 +65,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from functools import partial
 
-    import torch
-
     from autoseg.demo.pipeline import run_demo
     from autoseg.demo.report import format_report
-    from autoseg.inference.predictor import resolve_device
+    from autoseg.utils.devices import resolve_device
     from autoseg.utils.progress import progress_bar
 
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    resolve_device(device)  # a clear error now for a device that is not there
+    device = str(resolve_device(args.device))  # a clear error now for a device that is not there
 
     def say(message: str) -> None:
         print(message, flush=True)

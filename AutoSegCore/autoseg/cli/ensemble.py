@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoseg.cli.common import add_flag
+from autoseg.cli.common import add_flag, add_num_processes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,15 +23,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_flag(parser, "-i", nargs="+", required=True, dest="inputs", metavar="FOLDER",
              help="prediction folders to ensemble (each with {case}.npz and the case properties)")
     add_flag(parser, "-o", required=True, dest="output", metavar="FOLDER", help="output folder (created if needed)")
-    add_flag(parser, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes, one case each (default: CPU cores, fewer when RAM is short)")
+    add_num_processes(parser, "merging the cases", "the CPU cores, fewer when RAM is short")
     parser.add_argument("--save_npz", action="store_true",
                         help="also write the averaged probabilities ({case}.npz) and properties ({case}.json/.pkl)")
     add_flag(parser, "-dataset_json", default=None, metavar="FILE",
              help="dataset.json to use (default: the one in the first input folder)")
-    add_flag(parser, "-plans_json", default=None, metavar="FILE",
-             help="plans file whose image reader/writer writes the output (default: plans.json in the first input folder)")
-    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar")
+    add_flag(
+        parser,
+        "-plans_json",
+        default=None,
+        metavar="FILE",
+        help="plans file whose image reader/writer writes the output (default: plans.json in the first input folder)",
+    )
+    parser.add_argument(
+        "--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar"
+    )
     parser.set_defaults(func=run)
 
 

@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from autoseg.cli.common import add_flag
+from autoseg.cli.common import add_flag, add_num_processes
 
 if TYPE_CHECKING:
     from autoseg.evaluation.metrics import LabelOrRegion
@@ -64,8 +64,7 @@ def _add_folders(parser: argparse.ArgumentParser) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "-o", default=None, dest="output", metavar="OUTPUT_JSON",
              help="summary file to write (must end with .json; default: PRED_FOLDER/summary.json)")
-    add_flag(parser, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes reading the files (default: CPU cores; 0 or 1 works in this process)")
+    add_num_processes(parser, "reading the files", "the CPU cores; 0 or 1 works in this process")
     parser.add_argument("--chill", action="store_true", help=_CHILL_HELP)
 
 

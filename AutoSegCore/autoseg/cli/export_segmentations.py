@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_flag, workspace_from_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,14 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FOLDER",
         help="folder with the .seg.nrrd files and their volumes",
     )
-    add_flag(
-        parser,
-        "-d",
-        required=True,
-        dest="dataset",
-        metavar="DATASET",
-        help="target dataset id (5, 005) or name (Dataset005_Liver); an existing one is extended",
-    )
+    add_dataset(parser, "-d", help="target dataset id (5, 005) or name (Dataset005_Liver); an existing one is extended")
     add_flag(
         parser,
         "-n",
@@ -94,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoseg.dataset.export_segmentations import find_cases_in_folder, plan_export, write_export
+    from autoseg.dataset.export.segmentations import find_cases_in_folder, plan_export, write_export
     from autoseg.errors import DatasetError
 
     workspace = workspace_from_environment()

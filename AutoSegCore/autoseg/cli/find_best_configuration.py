@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_flag, add_num_processes, workspace_from_environment
 
 _FOLDS_HELP = "folds the models were trained on (default: 0 1 2 3 4)"
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "connected-component postprocessing on it and write inference_information.json and inference_instructions.txt "
         "(the exact commands to predict) into nnUNet_results/DatasetXXX_Name/. Models missing a fold are skipped.",
     )
-    best.add_argument("dataset", metavar="DATASET", help="dataset id or name, e.g. 4 or Dataset004_Hippocampus")
+    add_dataset(best)
     add_flag(best, "-p", nargs="+", default=["nnUNetPlans"], dest="plans", metavar="PLANS",
              help="plans identifiers (default: nnUNetPlans)")
     add_flag(best, "-c", nargs="+", default=["2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres"],
@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              help="configurations (default: 2d 3d_fullres 3d_lowres 3d_cascade_fullres; those not planned are skipped)")
     add_flag(best, "-tr", nargs="+", default=["nnUNetTrainer"], dest="trainers", metavar="TRAINER",
              help="trainers (default: nnUNetTrainer)")
-    add_flag(best, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes for ensembling, evaluation and postprocessing (default: CPU cores)")
+    add_num_processes(best, "for ensembling, evaluation and postprocessing", "the CPU cores")
     add_flag(best, "-f", nargs="+", type=int, default=[0, 1, 2, 3, 4], dest="folds", metavar="FOLD", help=_FOLDS_HELP)
     best.add_argument("--disable_ensembling", action="store_true", help="consider single models only")
     best.add_argument("--no_overwrite", action="store_true",
@@ -46,16 +45,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<model>/crossval_results_folds_<folds>) and evaluate them against nnUNet_preprocessed/DatasetXXX/"
         "gt_segmentations into summary.json.",
     )
-    accumulate.add_argument("dataset", metavar="DATASET", help="dataset id or name")
+    add_dataset(accumulate)
     add_flag(accumulate, "-c", required=True, dest="configuration", metavar="CONFIG", help="configuration")
     add_flag(accumulate, "-o", default=None, dest="output", metavar="FOLDER",
              help="output folder, which must be empty or new (default: <model>/crossval_results_folds_<folds>)")
-    add_flag(accumulate, "-f", nargs="+", type=int, default=[0, 1, 2, 3, 4], dest="folds", metavar="FOLD", help=_FOLDS_HELP)
-    add_flag(accumulate, "-p", default="nnUNetPlans", dest="plans", metavar="PLANS", help="plans identifier (default: nnUNetPlans)")
+    add_flag(
+        accumulate, "-f", nargs="+", type=int, default=[0, 1, 2, 3, 4], dest="folds", metavar="FOLD", help=_FOLDS_HELP
+    )
+    add_flag(
+        accumulate,
+        "-p",
+        default="nnUNetPlans",
+        dest="plans",
+        metavar="PLANS",
+        help="plans identifier (default: nnUNetPlans)",
+    )
     add_flag(accumulate, "-tr", default="nnUNetTrainer", dest="trainer", metavar="TRAINER",
              help="trainer (default: nnUNetTrainer)")
-    add_flag(accumulate, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes for the evaluation (default: CPU cores)")
+    add_num_processes(accumulate, "for the evaluation", "the CPU cores")
     accumulate.set_defaults(func=run_accumulate)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_flag, workspace_from_environment
 
 _EXPORT_DESCRIPTION = (
     "Package trained models of one dataset as a zip with paths relative to nnUNet_results, installable by "
@@ -34,13 +34,20 @@ _INSTALL_DESCRIPTION = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export_model_to_zip", help="package trained models as a zip to share",
                                    description=_EXPORT_DESCRIPTION)
-    add_flag(export, "-d", required=True, dest="dataset", metavar="DATASET", help="dataset name or id")
+    add_dataset(export, "-d")
     add_flag(export, "-o", required=True, dest="output", metavar="ZIP", help="zip file to write")
     add_flag(export, "-c", nargs="+", default=None, dest="configurations", metavar="CONFIG",
              help="configurations to export (default: every trained one of 3d_lowres 3d_fullres 2d 3d_cascade_fullres)")
     add_flag(export, "-tr", default="nnUNetTrainer", dest="trainer", metavar="TRAINER",
              help="trainer name (default nnUNetTrainer)")
-    add_flag(export, "-p", default="nnUNetPlans", dest="plans", metavar="PLANS", help="plans identifier (default nnUNetPlans)")
+    add_flag(
+        export,
+        "-p",
+        default="nnUNetPlans",
+        dest="plans",
+        metavar="PLANS",
+        help="plans identifier (default nnUNetPlans)",
+    )
     add_flag(export, "-f", nargs="+", default=["0", "1", "2", "3", "4"], dest="folds", metavar="FOLD",
              help="folds to export, e.g. 0 or 0 1 2 3 4 or all (default 0 1 2 3 4)")
     add_flag(export, "-chk", nargs="+", default=["checkpoint_final.pth"], dest="checkpoints", metavar="NAME",
@@ -102,7 +109,9 @@ def _limits(args: argparse.Namespace):
 
     if args.max_size_gb <= 0 or args.max_compression_ratio < 0:
         raise ModelSharingError("-max_size_gb must be > 0 and -max_compression_ratio >= 0.")
-    return ExtractionLimits(max_total_bytes=int(args.max_size_gb * GIB), max_compression_ratio=args.max_compression_ratio)
+    return ExtractionLimits(
+        max_total_bytes=int(args.max_size_gb * GIB), max_compression_ratio=args.max_compression_ratio
+    )
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -6,15 +6,14 @@ import argparse
 import logging
 from contextlib import nullcontext
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_flag, add_num_processes, workspace_from_environment
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
 
 def _add_dataset_ids(parser: argparse.ArgumentParser) -> None:
-    add_flag(parser, "-d", nargs="+", required=True, metavar="DATASET",
-             help="dataset id(s) or name(s), e.g. 4 or Dataset004_Hippocampus")
+    add_dataset(parser, "-d", nargs="+", help="dataset id(s) or name(s), e.g. 4 or Dataset004_Hippocampus")
     parser.add_argument("--verbose", action="store_true", help="more detailed logging")
     parser.add_argument("--no_pbar", action="store_true", help="hide progress bars")
 
@@ -22,8 +21,7 @@ def _add_dataset_ids(parser: argparse.ArgumentParser) -> None:
 def _add_fingerprint_flags(parser: argparse.ArgumentParser, np_flag: str) -> None:
     add_flag(parser, "-fpe", default="DatasetFingerprintExtractor",
              help="fingerprint extractor name (accepted for nnU-Net compatibility; only the default exists)")
-    add_flag(parser, np_flag, type=int, default=None, dest="num_fingerprint_processes",
-             help="worker processes for fingerprint extraction (default: as many as CPU cores and free RAM allow)")
+    add_num_processes(parser, "for fingerprint extraction", dest="num_fingerprint_processes", flag=np_flag)
     parser.add_argument("--verify_dataset_integrity", action="store_true",
                         help="check the raw dataset first and stop with a full report if anything is wrong")
     parser.add_argument("--clean", action="store_true", help="recompute the fingerprint even if one exists")
@@ -45,12 +43,12 @@ def _add_planning_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_preprocessing_flags(parser: argparse.ArgumentParser, plans_flag: bool) -> None:
     if plans_flag:
-        add_flag(parser, "-plans_name", default="nnUNetPlans", help="plans identifier to preprocess (default nnUNetPlans)")
+        add_flag(
+            parser, "-plans_name", default="nnUNetPlans", help="plans identifier to preprocess (default nnUNetPlans)"
+        )
     add_flag(parser, "-c", nargs="+", default=DEFAULT_CONFIGURATIONS, dest="configurations",
              help="configurations to preprocess (default: 2d 3d_fullres 3d_lowres)")
-    add_flag(parser, "-np", nargs="+", type=int, default=None, dest="num_processes",
-             help="worker processes per configuration (one value, or one per -c entry); default: as many as "
-                  "CPU cores and free RAM allow, estimated per case before starting")
+    add_num_processes(parser, "per configuration (one value, or one per -c entry)", nargs="+")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -94,11 +92,11 @@ def _progress_factory(args: argparse.Namespace):
 
 
 def _fingerprint(args: argparse.Namespace, workspace) -> None:
-    from autoseg.dataset.integrity import check_dataset_or_raise
+    from autoseg.dataset.integrity.verify import check_dataset_or_raise
     from autoseg.plan_and_preprocess import fingerprint_dataset
     from autoseg.utils.progress import progress_bar
 
-    for dataset in args.d:
+    for dataset in args.dataset:
         name = workspace.dataset_name(dataset)
         if args.verify_dataset_integrity:
             check_dataset_or_raise(workspace.raw / name, args.num_fingerprint_processes)
@@ -111,9 +109,14 @@ def _plan(args: argparse.Namespace, workspace) -> str:
     from autoseg.planning.summary import format_plans_summary
 
     plans_name = ""
-    for dataset in args.d:
+    for dataset in args.dataset:
         plans = plan_dataset(
-            workspace, dataset, args.pl, args.gpu_memory_target, args.overwrite_target_spacing, args.overwrite_plans_name
+            workspace,
+            dataset,
+            args.pl,
+            args.gpu_memory_target,
+            args.overwrite_target_spacing,
+            args.overwrite_plans_name,
         )
         print(format_plans_summary(plans))
         plans_name = plans.plans_name
@@ -123,7 +126,7 @@ def _plan(args: argparse.Namespace, workspace) -> str:
 def _preprocess(args: argparse.Namespace, workspace, plans_name: str) -> None:
     from autoseg.plan_and_preprocess import preprocess_dataset_configurations
 
-    for dataset in args.d:
+    for dataset in args.dataset:
         preprocess_dataset_configurations(
             workspace, dataset, plans_name, args.configurations, args.num_processes, _progress_factory(args)
         )

@@ -1,10 +1,11 @@
-"""``autoseg plot_overlay_pngs``: nnUNetv2_plot_overlay_pngs (``-d -o -np -channel_idx --use_raw -p -c -overlay_intensity``)."""
+"""``autoseg plot_overlay_pngs``: nnUNetv2_plot_overlay_pngs
+(``-d -o -np -channel_idx --use_raw -p -c -overlay_intensity``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_flag, add_num_processes, workspace_from_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,10 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(every label weighted equally). Voxel spacing is ignored. Uses the preprocessed data of -c/-p unless "
         "--use_raw is given.",
     )
-    add_flag(parser, "-d", required=True, dest="dataset", metavar="DATASET", help="dataset name or id")
+    add_dataset(parser, "-d")
     add_flag(parser, "-o", required=True, dest="output", metavar="FOLDER", help="output folder for the PNGs")
-    add_flag(parser, "-np", type=int, default=None, dest="num_processes", metavar="N",
-             help="worker processes (default: CPU cores)")
+    add_num_processes(parser, "drawing the overlays", "the CPU cores")
     add_flag(parser, "-channel_idx", type=int, default=0, dest="channel_idx", metavar="C",
              help="image channel to show (0 = _0000; default 0)")
     parser.add_argument("--use_raw", action="store_true", help="plot the raw data (default: the preprocessed data)")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoseg.cli.common import add_flag
+from autoseg.cli.common import add_flag, add_num_processes
 
-_NP_HELP = "worker processes (default: every CPU core; 1 works in this process)"
+_NP_DEFAULT = "every CPU core; 1 works in this process"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_flag(determine, "-ref", required=True, dest="reference", metavar="FOLDER",
              help="folder with the reference segmentations (same file names)")
     _add_settings(determine, "input folder")
-    add_flag(determine, "-np", type=int, default=None, dest="num_processes", metavar="N", help=_NP_HELP)
+    add_num_processes(determine, "evaluating the variants", _NP_DEFAULT)
     add_flag(determine, "--remove_postprocessed", action="store_true",
              help="do not keep the postprocessed segmentations (only postprocessing.pkl/.json are written)")
     determine.set_defaults(func=run_determine)
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              help="output folder (created if needed; must differ from -i)")
     add_flag(apply, "-pp_pkl_file", required=True, metavar="FILE",
              help="postprocessing.pkl or postprocessing.json written by determine_postprocessing (either tool)")
-    add_flag(apply, "-np", type=int, default=None, dest="num_processes", metavar="N", help=_NP_HELP)
+    add_num_processes(apply, "applying it", _NP_DEFAULT)
     _add_settings(apply, "input folder, then next to -pp_pkl_file")
     apply.set_defaults(func=run_apply)
 

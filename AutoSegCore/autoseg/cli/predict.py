@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import DATASET_HELP, add_dataset, add_device, add_flag, workspace_from_environment
 
 if TYPE_CHECKING:
     from autoseg.inference.progress_file import PredictionProgressFile
@@ -23,41 +23,55 @@ logger = logging.getLogger(__name__)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
+    _add_input_output_flags(parser)
+    _add_runtime_flags(parser)
+
+
+def _add_input_output_flags(parser: argparse.ArgumentParser) -> None:
+    """What to predict with which folds, and what to write."""
     add_flag(parser, "-i", required=True, dest="input", metavar="FOLDER",
              help="input folder: one file per channel, named CASE_0000<file_ending> ... (as imagesTs)")
     add_flag(parser, "-o", required=True, dest="output", metavar="FOLDER",
              help="output folder (created if needed); predictions are CASE<file_ending>")
     add_flag(parser, "-f", nargs="+", default=None, dest="folds", metavar="FOLD",
              help="folds to ensemble, e.g. 0 1 2 3 4 or all (default: every fold that has the checkpoint)")
+    add_flag(parser, "-chk", default="checkpoint_final.pth", dest="checkpoint", metavar="NAME",
+             help="checkpoint file in each fold folder (default checkpoint_final.pth)")
+    add_flag(parser, "-prev_stage_predictions", default=None, metavar="FOLDER",
+             help="3d_cascade_fullres only: folder with the 3d_lowres predictions of the same cases")
+    parser.add_argument("--save_probabilities", action="store_true",
+                        help="also write CASE.npz (key 'probabilities') and the case properties (.json, .pkl), "
+                             "for ensembling")
+    parser.add_argument("--continue_prediction", "--c", action="store_true",
+                        help="skip cases whose outputs already exist (resume an interrupted run)")
+    add_flag(parser, "-num_parts", type=int, default=1, metavar="N",
+             help="split the cases into N parts (for several GPUs/jobs)")
+    add_flag(parser, "-part_id", type=int, default=0, metavar="K", help="which part this run predicts (0 ... N-1)")
+    add_flag(parser, "-progress_file", default=None, metavar="FILE",
+             help="also write progress as JSON lines to FILE (start, window, case, end, error events; for the "
+                  "Slicer module and scripts)")
+
+
+def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    """How the prediction runs: sliding window, test-time augmentation, device, precision, output."""
     add_flag(parser, "-step_size", type=float, default=0.5, metavar="S",
              help="sliding-window step as a fraction of the patch size (default 0.5; larger is faster, less accurate)")
     parser.add_argument("--disable_tta", action="store_true",
                         help="no mirroring test-time augmentation (up to 8x faster, slightly less accurate)")
-    parser.add_argument("--verbose", action="store_true", help="print details")
-    parser.add_argument("--save_probabilities", action="store_true",
-                        help="also write CASE.npz (key 'probabilities') and the case properties (.json, .pkl), for ensembling")
-    parser.add_argument("--continue_prediction", "--c", action="store_true",
-                        help="skip cases whose outputs already exist (resume an interrupted run)")
-    add_flag(parser, "-chk", default="checkpoint_final.pth", dest="checkpoint", metavar="NAME",
-             help="checkpoint file in each fold folder (default checkpoint_final.pth)")
-    add_flag(parser, "-npp", type=int, default=3, metavar="N", help="accepted for nnU-Net compatibility (reading runs in a background thread)")
-    add_flag(parser, "-nps", type=int, default=3, metavar="N", help="accepted for nnU-Net compatibility (writing runs in a background thread)")
-    add_flag(parser, "-prev_stage_predictions", default=None, metavar="FOLDER",
-             help="3d_cascade_fullres only: folder with the 3d_lowres predictions of the same cases")
-    add_flag(parser, "-num_parts", type=int, default=1, metavar="N", help="split the cases into N parts (for several GPUs/jobs)")
-    add_flag(parser, "-part_id", type=int, default=0, metavar="K", help="which part this run predicts (0 ... N-1)")
-    add_flag(parser, "-device", default="auto", metavar="DEVICE",
-             help="cuda, cuda:1, cpu or mps (default: cuda if available, else cpu)")
+    add_flag(parser, "-npp", type=int, default=3, metavar="N",
+             help="accepted for nnU-Net compatibility (reading runs in a background thread)")
+    add_flag(parser, "-nps", type=int, default=3, metavar="N",
+             help="accepted for nnU-Net compatibility (writing runs in a background thread)")
+    add_device(parser)
     parser.add_argument("--not_on_device", action="store_true",
                         help="keep the aggregated logits in CPU memory, not on the GPU (for cases too large for it)")
     add_flag(parser, "-num_threads", type=int, default=None, metavar="N",
              help="CPU threads for the network (default: all cores)")
     add_flag(parser, "-precision", choices=("fp32", "bf16"), default="fp32",
              help="CPU network precision: fp32 (default, as nnU-Net) or bf16 (faster on CPUs with native bfloat16)")
-    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar")
-    add_flag(parser, "-progress_file", default=None, metavar="FILE",
-             help="also write progress as JSON lines to FILE (start, window, case, end, error events; for the "
-                  "Slicer module and scripts)")
+    parser.add_argument("--verbose", action="store_true", help="print details")
+    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar",
+                        help="hide the progress bar")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,11 +83,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or any results folder given by -m (nnU-Net v2 models work unchanged).",
     )
     _add_common(parser)
-    add_flag(parser, "-d", dest="dataset", metavar="DATASET", help="dataset id or name (with -c)")
-    add_flag(parser, "-c", dest="configuration", metavar="CONFIG", help="configuration: 2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres")
-    add_flag(parser, "-p", dest="plans", default="nnUNetPlans", metavar="PLANS", help="plans identifier (default nnUNetPlans)")
-    add_flag(parser, "-tr", dest="trainer", default="nnUNetTrainer", metavar="TRAINER", help="trainer name (default nnUNetTrainer)")
-    add_flag(parser, "-m", dest="model_folder", default=None, metavar="FOLDER", help="a results folder (instead of -d/-c/-tr/-p)")
+    add_dataset(parser, "-d", required=False, help=DATASET_HELP + " (with -c)")
+    add_flag(
+        parser,
+        "-c",
+        dest="configuration",
+        metavar="CONFIG",
+        help="configuration: 2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres",
+    )
+    add_flag(
+        parser,
+        "-p",
+        dest="plans",
+        default="nnUNetPlans",
+        metavar="PLANS",
+        help="plans identifier (default nnUNetPlans)",
+    )
+    add_flag(
+        parser,
+        "-tr",
+        dest="trainer",
+        default="nnUNetTrainer",
+        metavar="TRAINER",
+        help="trainer name (default nnUNetTrainer)",
+    )
+    add_flag(
+        parser,
+        "-m",
+        dest="model_folder",
+        default=None,
+        metavar="FOLDER",
+        help="a results folder (instead of -d/-c/-tr/-p)",
+    )
     parser.set_defaults(func=run)
 
     alias = subparsers.add_parser(
@@ -95,16 +136,10 @@ def _model_path(args: argparse.Namespace) -> Path:
             raise AutoSegError("Give either -m FOLDER or -d/-c (with -tr/-p), not both.")
         return Path(args.model_folder)
     if not args.dataset or not args.configuration:
-        raise AutoSegError("Which model? Give -d DATASET -c CONFIGURATION (and -tr/-p if not the defaults), or -m FOLDER.")
+        raise AutoSegError(
+            "Which model? Give -d DATASET -c CONFIGURATION (and -tr/-p if not the defaults), or -m FOLDER."
+        )
     return model_folder_path(workspace_from_environment(), args.dataset, args.configuration, args.trainer, args.plans)
-
-
-def _default_device(requested: str) -> str:
-    import torch
-
-    if requested != "auto":
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,10 +164,11 @@ def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None)
     from autoseg.inference.model_folder import open_model_folder
     from autoseg.inference.predict_folder import predict_folder
     from autoseg.inference.predictor import PredictionSettings, Predictor
+    from autoseg.utils.devices import resolve_device
 
     model = open_model_folder(_model_path(args), args.folds, args.checkpoint)
     settings = PredictionSettings(step_size=args.step_size, use_mirroring=not args.disable_tta,
-                                  device=_default_device(args.device), num_threads=args.num_threads,
+                                  device=str(resolve_device(args.device)), num_threads=args.num_threads,
                                   perform_everything_on_device=not args.not_on_device,
                                   precision=args.precision)
     predictor = Predictor(model, settings)

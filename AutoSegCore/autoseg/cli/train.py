@@ -12,9 +12,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_device, add_flag, workspace_from_environment
 
 logger = logging.getLogger(__name__)
+#: autoseg.training.precision.PRECISIONS, repeated so that `autoseg -h` does not import torch (a test compares them)
+PRECISIONS = ("auto", "fp32", "bf16-backward", "bf16", "fp16")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,16 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "<trainer>__<plans>__<config>/fold_K, in nnU-Net's format (nnUNetv2_predict runs them). Progress: a bar in "
         "the terminal, training_log_*.txt, progress.png and progress.jsonl in the fold folder.",
     )
-    parser.add_argument("dataset", metavar="DATASET", help="dataset id or name, e.g. 4 or Dataset004_Hippocampus")
+    add_dataset(parser)
     parser.add_argument("configuration", metavar="CONFIG", help="2d, 3d_fullres, 3d_lowres or 3d_cascade_fullres")
     parser.add_argument("folds", nargs="+", metavar="FOLD", help="fold(s): 0-4 (or more with custom splits), or all")
     add_flag(parser, "-tr", dest="trainer", default="nnUNetTrainer", metavar="TRAINER",
              help="trainer name (default nnUNetTrainer); nnUNetTrainer_<N>epochs, nnUNetTrainerNoMirroring, "
              "nnUNetTrainer_onlyMirror01 and nnUNetTrainerNoDeepSupervision are understood as settings")
-    add_flag(parser, "-p", dest="plans", default="nnUNetPlans", metavar="PLANS", help="plans identifier (default nnUNetPlans)")
+    add_flag(parser, "-p", dest="plans", default="nnUNetPlans", metavar="PLANS",
+             help="plans identifier (default nnUNetPlans)")
     add_flag(parser, "-pretrained_weights", default=None, metavar="CHECKPOINT",
              help="start from these weights (a .pth of the same network topology; segmentation heads are not copied)")
-    add_flag(parser, "-num_gpus", type=int, default=1, metavar="N", help="GPUs for distributed data-parallel training (default 1)")
     parser.add_argument("--npz", action="store_true", help="also save validation probabilities (.npz) for ensembling")
     parser.add_argument("--c", "--continue", action="store_true", dest="resume",
                         help="continue from the last checkpoint (final, latest, then best)")
@@ -44,51 +46,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val_best", action="store_true",
                         help="validate with checkpoint_best.pth instead of the final weights")
     parser.add_argument("--disable_checkpointing", action="store_true", help="write no checkpoint files (testing)")
-    add_flag(parser, "-device", default="auto", metavar="DEVICE", help="cuda, cuda:1, cpu or mps (default: cuda if available)")
-    add_flag(parser, "--epochs", type=int, default=None, metavar="N", help="number of epochs (default 1000, or from -tr)")
-    add_flag(parser, "--iterations_per_epoch", type=int, default=None, metavar="N", help="training iterations per epoch (default 250)")
-    add_flag(parser, "--val_iterations", type=int, default=None, metavar="N", help="validation iterations per epoch (default 50)")
-    add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
-    add_flag(parser, "-precision", choices=("auto", "fp32", "bf16-backward", "bf16", "fp16"), default="auto",
-             help="auto (fp16 AMP on CUDA as nnU-Net, else fp32), fp32, bf16-backward (fp32 forward, bfloat16 "
-                  "convolution gradients: faster on CPUs with native bfloat16), bf16 (bfloat16 autocast: fastest, "
-                  "lower Dice) or fp16 (CUDA)")
-    add_flag(parser, "-num_workers", type=int, default=None, metavar="N",
-             help="background data-augmentation workers (default: from the device and cores; env nnUNet_n_proc_DA)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the network (default: on CUDA, unless nnUNet_compile=f)")
-    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar", help="hide the progress bar")
+    _add_budget_flags(parser)
+    _add_hardware_flags(parser)
+    parser.add_argument("--disable_progress_bar", "--no_pbar", action="store_true", dest="no_pbar",
+                        help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true", help="print details")
     parser.set_defaults(func=run)
 
 
-def _settings(args: argparse.Namespace):
-    from dataclasses import replace
+def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
+    """How long and how reproducibly to train (AutoSeg's plain options for nnU-Net's trainer subclasses)."""
+    add_flag(parser, "--epochs", type=int, default=None, metavar="N",
+             help="number of epochs (default 1000, or from -tr)")
+    add_flag(parser, "--iterations_per_epoch", type=int, default=None, metavar="N",
+             help="training iterations per epoch (default 250)")
+    add_flag(parser, "--val_iterations", type=int, default=None, metavar="N",
+             help="validation iterations per epoch (default 50)")
+    add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
 
-    from autoseg.errors import AutoSegError
+
+def _add_hardware_flags(parser: argparse.ArgumentParser) -> None:
+    """Where and how the computation runs."""
+    add_device(parser)
+    add_flag(parser, "-num_gpus", type=int, default=1, metavar="N",
+             help="GPUs for distributed data-parallel training (default 1)")
+    add_flag(parser, "-precision", choices=PRECISIONS, default="auto",
+             help="auto (fp16 AMP on CUDA as nnU-Net; on the CPU bf16-backward where it has native bfloat16, else "
+                  "fp32), fp32, bf16-backward (fp32 forward, bfloat16 convolution gradients: same Dice as fp32, "
+                  "faster), bf16 (bfloat16 autocast: fastest, lower Dice) or fp16 (CUDA)")
+    add_flag(parser, "-num_workers", type=int, default=None, metavar="N",
+             help="background data-augmentation workers (default: from the device and cores; env nnUNet_n_proc_DA)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the network (default: on CUDA, unless nnUNet_compile=f)")
+
+
+def _settings(args: argparse.Namespace):
     from autoseg.training.settings import settings_for_trainer
 
-    settings = settings_for_trainer(args.trainer)
-    changes = {"num_epochs": args.epochs, "iterations_per_epoch": args.iterations_per_epoch,
-               "val_iterations": args.val_iterations, "seed": args.seed}
-    for name, value in changes.items():
-        if value is not None and name != "seed" and value < (0 if name == "val_iterations" else 1):
-            raise AutoSegError(f"--{name.replace('num_', '')} must be positive, got {value}.")
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    return settings_for_trainer(args.trainer).with_options(args.epochs, args.iterations_per_epoch,
+                                                            args.val_iterations, args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from autoseg.inference.model_folder import parse_fold
-    from autoseg.inference.predictor import resolve_device
     from autoseg.training.job import TrainingJob
     from autoseg.training.run_fold import train_fold
+    from autoseg.utils.devices import resolve_device
 
     folds = [parse_fold(f) for f in args.folds]
     settings = _settings(args)
-    device = resolve_device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                            ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     if args.num_gpus > 1:
         from autoseg.training.distributed import check_distributed_request
 
@@ -96,13 +104,24 @@ def run(args: argparse.Namespace) -> int:
     workspace = workspace_from_environment()
     for fold in folds:
         job = TrainingJob.from_workspace(
-            workspace, args.dataset, args.configuration, fold, args.trainer, args.plans,
-            settings=settings, device=device, precision=args.precision, num_workers=args.num_workers,
-            compile=args.compile, pretrained_weights=Path(args.pretrained_weights) if args.pretrained_weights else None,
-            save_probabilities=args.npz, disable_checkpointing=args.disable_checkpointing, progress_bar=not args.no_pbar,
+            workspace,
+            args.dataset,
+            args.configuration,
+            fold,
+            args.trainer,
+            args.plans,
+            settings=settings,
+            device=device,
+            precision=args.precision,
+            num_workers=args.num_workers,
+            compile=args.compile,
+            pretrained_weights=Path(args.pretrained_weights) if args.pretrained_weights else None,
+            save_probabilities=args.npz,
+            disable_checkpointing=args.disable_checkpointing,
+            progress_bar=not args.no_pbar,
         )
         if args.num_gpus > 1:
-            from autoseg.training.distributed import train_fold_distributed
+            from autoseg.training.run_fold import train_fold_distributed
 
             summary = train_fold_distributed(job, args.num_gpus, args.resume, args.validate_only, args.val_best)
         else:

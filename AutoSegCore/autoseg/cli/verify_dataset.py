@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TextIO
 
-from autoseg.cli.common import add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_num_processes, workspace_from_environment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,23 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "case, "
         "the file and how to fix it. Exits with status 1 when there are errors (warnings alone exit 0).",
     )
-    add_flag(
-        parser,
-        "-d",
-        nargs="+",
-        required=True,
-        metavar="DATASET",
-        help="dataset id(s) or name(s) in nnUNet_raw, e.g. 4, 004 or Dataset004_Hippocampus",
+    add_dataset(
+        parser, "-d", nargs="+", help="dataset id(s) or name(s) in nnUNet_raw, e.g. 4, 004 or Dataset004_Hippocampus"
     )
-    add_flag(
-        parser,
-        "-np",
-        type=int,
-        default=None,
-        dest="num_processes",
-        metavar="N",
-        help="worker processes reading the cases (default: CPU cores, at most 8, fewer if RAM is short; "
-        "0 reads them in the main process)",
+    add_num_processes(
+        parser, "reading the cases", "the CPU cores, at most 8, fewer if RAM is short; 0 reads them in the main process"
     )
     parser.add_argument(
         "--json",
@@ -57,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    reports = verify_datasets(args.d, args.num_processes, show_progress=not (args.no_pbar or args.json))
+    reports = verify_datasets(args.dataset, args.num_processes, show_progress=not (args.no_pbar or args.json))
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
@@ -76,7 +64,7 @@ def verify_datasets(
     The workspace defaults to the environment's (nnUNet_raw ...). An unknown or ambiguous id raises
     DatasetError. Callers decide what to do with errors (``report.raise_if_errors()``).
     """
-    from autoseg.dataset.integrity import verify_dataset_integrity
+    from autoseg.dataset.integrity.verify import verify_dataset_integrity
 
     workspace = workspace or workspace_from_environment()
     reports = []

@@ -1,1 +1,3 @@
-"""Raw datasets: dataset.json, case discovery, integrity checks, splits and converters."""
+"""Raw datasets (``nnUNet_raw``): the dataset model (``dataset_json``, ``cases``, ``splits``) and, in
+subpackages, the integrity check (``integrity``), converters from other layouts (``convert``) and the
+export of annotated cases into a dataset (``export``)."""

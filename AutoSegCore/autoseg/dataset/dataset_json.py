@@ -1,21 +1,25 @@
 """The ``dataset.json`` model: channels, labels (plain, regions, ignore), file ending, explicit case map.
 
-:class:`DatasetJson` validates on load and reports *every* problem it finds at once; the original
-dict is kept (``raw``) so that copying the file never drops keys we do not know about.
+:class:`DatasetJson` validates on load with the structural rules of :mod:`autoseg.dataset.json_rules` and
+reports *every* problem it finds at once; the original dict is kept (``raw``) so that copying the file
+never drops keys we do not know about.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoseg.dataset.json_rules import (
+    LabelValue,
+    all_label_values,
+    foreground_regions,
+    has_regions,
+    structure_problems,
+)
 from autoseg.errors import DatasetError
-
-LabelValue = int | tuple[int, ...]
-REQUIRED_KEYS = ("labels", "numTraining", "file_ending")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class DatasetJson:
     def from_dict(cls, raw: Any, source: Path | None = None) -> DatasetJson:
         """Validate a parsed dataset.json; DatasetError lists every problem found."""
         where = str(source) if source else "dataset.json"
-        problems = dataset_json_problems(raw)
+        problems = structure_problems(raw)
         if problems:
             raise DatasetError(f"{where} is malformed:\n  - " + "\n  - ".join(problems))
         channels = raw.get("channel_names", raw.get("modality"))
@@ -83,7 +87,7 @@ class DatasetJson:
     @property
     def has_regions(self) -> bool:
         """Region-based training: some label maps to a list of more than one value."""
-        return any(isinstance(v, tuple) and len(v) > 1 for v in self.labels.values())
+        return has_regions(self.labels)
 
     @property
     def ignore_label(self) -> int | None:
@@ -93,12 +97,7 @@ class DatasetJson:
     @property
     def all_labels(self) -> list[int]:
         """Every label value in use (background included, ignore excluded), sorted."""
-        values: set[int] = set()
-        for name, value in self.labels.items():
-            if name == "ignore":
-                continue
-            values.update(value if isinstance(value, tuple) else (value,))
-        return sorted(values)
+        return all_label_values(self.labels)
 
     @property
     def foreground_labels(self) -> list[int]:
@@ -107,15 +106,7 @@ class DatasetJson:
     @property
     def foreground_regions(self) -> list[LabelValue]:
         """The regions (tuples, or ints for one-value regions) other than background and ignore."""
-        regions: list[LabelValue] = []
-        for name, value in self.labels.items():
-            if name == "ignore":
-                continue
-            values = value if isinstance(value, tuple) else (value,)
-            if set(values) == {0}:
-                continue
-            regions.append(value)
-        return regions
+        return foreground_regions(self.labels)
 
     @property
     def declared_values(self) -> set[int]:
@@ -134,127 +125,3 @@ def _label_value(value: Any) -> LabelValue:
     if isinstance(value, (list, tuple)):
         return int(value[0]) if len(value) == 1 else tuple(int(v) for v in value)
     return int(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def dataset_json_problems(raw: Any) -> list[str]:
-    """Every structural problem of a parsed dataset.json, as readable sentences (empty when fine)."""
-    if not isinstance(raw, Mapping):
-        return [f"the top level must be a JSON object, found {type(raw).__name__}"]
-    problems: list[str] = []
-    missing = [k for k in REQUIRED_KEYS if k not in raw]
-    if "channel_names" not in raw and "modality" not in raw:
-        missing.insert(0, "channel_names")
-    if missing:
-        problems.append(f"missing required key(s): {', '.join(missing)}")
-    channels = raw.get("channel_names", raw.get("modality"))
-    if channels is not None:
-        if not isinstance(channels, Mapping) or not channels:
-            problems.append('"channel_names" must be a non-empty object such as {"0": "CT"}')
-        else:
-            keys = list(channels.keys())
-            if sorted(keys, key=lambda k: int(k) if str(k).isdigit() else -1) != [str(i) for i in range(len(keys))]:
-                if sorted(str(k) for k in keys) != [str(i) for i in range(len(keys))]:
-                    problems.append(
-                        f'"channel_names" keys must be "0", "1", ... (one per channel file _0000, _0001, ...), '
-                        f"found {keys}"
-                    )
-            if any(not isinstance(v, str) for v in channels.values()):
-                problems.append('"channel_names" values must be strings such as "CT", "T2" or "zscore"')
-    if "numTraining" in raw and not _is_int(raw["numTraining"]):
-        problems.append(f'"numTraining" must be an integer, found {raw["numTraining"]!r}')
-    if "file_ending" in raw:
-        ending = raw["file_ending"]
-        if not isinstance(ending, str) or not ending.startswith("."):
-            problems.append(f'"file_ending" must be a string starting with a dot, such as ".nii.gz", found {ending!r}')
-    if "labels" in raw:
-        problems.extend(_label_problems(raw["labels"], raw.get("regions_class_order")))
-    if "dataset" in raw:
-        problems.extend(_dataset_map_problems(raw["dataset"]))
-    return problems
-
-
-def _dataset_map_problems(dataset: Any, max_listed: int = 10) -> list[str]:
-    """Problems of an explicit ``dataset`` map: each entry needs an ``images`` list and a ``label`` path."""
-    if not isinstance(dataset, Mapping):
-        return ['"dataset" must map case ids to {"images": [...], "label": ...}']
-    bad = [
-        case
-        for case, entry in dataset.items()
-        if not (
-            isinstance(entry, Mapping)
-            and isinstance(entry.get("images"), list)
-            and entry["images"]
-            and all(isinstance(i, str) for i in entry["images"])
-            and isinstance(entry.get("label"), str)
-        )
-    ]
-    if not bad:
-        return []
-    listed = ", ".join(str(c) for c in bad[:max_listed])
-    if len(bad) > max_listed:
-        listed += f" and {len(bad) - max_listed} more"
-    return [
-        f'"dataset" entries must be {{"images": ["path_0000...", ...], "label": "path..."}}; '
-        f"malformed entries: {listed}"
-    ]
-
-
-def _label_problems(labels: Any, regions_class_order: Any) -> list[str]:
-    if not isinstance(labels, Mapping) or not labels:
-        return ['"labels" must be a non-empty object such as {"background": 0, "liver": 1}']
-    problems: list[str] = []
-    for name, value in labels.items():
-        ok = _is_int(value) or (
-            isinstance(value, (list, tuple)) and value and all(_is_int(v) for v in value)
-        )
-        if not ok:
-            problems.append(f'label "{name}" must be an integer or a list of integers (a region), found {value!r}')
-    if problems:
-        return problems
-    if "background" not in labels:
-        problems.append('"labels" must contain "background": 0')
-    elif labels["background"] != 0:
-        problems.append(f'"background" must be 0, found {labels["background"]!r}')
-    is_region = {k: isinstance(v, (list, tuple)) and len(v) > 1 for k, v in labels.items()}
-    ignore = labels.get("ignore")
-    if ignore is not None and not _is_int(ignore):
-        problems.append(f'the "ignore" label must be a single integer, found {ignore!r}')
-    plain = sorted(
-        {int(v) for k, v in labels.items() if k != "ignore" and _is_int(v)}
-        | {int(v[0]) for k, v in labels.items() if k != "ignore" and isinstance(v, (list, tuple)) and len(v) == 1}
-    )
-    if any(is_region.values()):
-        if regions_class_order is None:
-            problems.append(
-                'region-based labels (lists) need "regions_class_order", the label painted for each region in order'
-            )
-        else:
-            n_regions = sum(
-                1 for k, v in labels.items() if k != "ignore" and not (set(v if isinstance(v, (list, tuple)) else [v]) == {0})
-            )
-            if not isinstance(regions_class_order, list) or not all(_is_int(i) for i in regions_class_order):
-                problems.append('"regions_class_order" must be a list of integers')
-            elif len(regions_class_order) != n_regions:
-                problems.append(
-                    f'"regions_class_order" has {len(regions_class_order)} entries but there are {n_regions} '
-                    f"foreground regions; give one label value per region"
-                )
-        all_values = sorted(
-            {int(x) for k, v in labels.items() if k != "ignore" for x in (v if isinstance(v, (list, tuple)) else [v])}
-        )
-    else:
-        all_values = plain
-        if all_values != list(range(len(all_values))):
-            problems.append(
-                f"label values must be consecutive integers starting at 0, found {all_values}; "
-                f"renumber them (e.g. {list(range(len(all_values)))}) in dataset.json and in the label files"
-            )
-    if ignore is not None and _is_int(ignore) and all_values and ignore != max(all_values) + 1:
-        problems.append(
-            f'the "ignore" label must be the highest value, {max(all_values) + 1}, found {ignore}'
-        )
-    return problems

@@ -9,6 +9,7 @@ bias field and noise. Everything is drawn from ``numpy.random.default_rng(seed)`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ def rotation_matrix(rng: np.random.Generator, max_degrees: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _smooth_field(rng: np.random.Generator, coords: list[np.ndarray], amplitude: float, wavelength_mm: float,
+def _smooth_field(rng: np.random.Generator, coords: Sequence[np.ndarray], amplitude: float, wavelength_mm: float,
                   terms: int = 4) -> np.ndarray:
     """A smooth random scalar field: a sum of ``terms`` plane waves of about ``wavelength_mm``."""
     field = np.zeros(np.broadcast_shapes(*(c.shape for c in coords)), np.float32)
@@ -87,11 +88,12 @@ def _cylinder(coords: list[np.ndarray], center_yx, radii_yx) -> np.ndarray:
     return ((y - center_yx[0]) / radii_yx[0]) ** 2 + ((x - center_yx[1]) / radii_yx[1]) ** 2 < 1.0
 
 
-def phantom_case(seed: int, settings: PhantomSettings = PhantomSettings()) -> PhantomCase:
+def phantom_case(seed: int | Sequence[int], settings: PhantomSettings = PhantomSettings()) -> PhantomCase:
     """Generate one case; the same seed and settings give the same case."""
     rng = np.random.default_rng(seed)
-    spacing = tuple(float(s * rng.uniform(1 - settings.spacing_jitter, 1 + settings.spacing_jitter))
-                    for s in settings.spacing_mm)
+    sz, sy, sx = (float(s * rng.uniform(1 - settings.spacing_jitter, 1 + settings.spacing_jitter))
+                  for s in settings.spacing_mm)
+    spacing = (sz, sy, sx)
     shape = tuple(int(round(f / s)) for f, s in zip(settings.field_of_view_mm, spacing))
     # physical coordinates (mm) relative to the volume centre, as broadcastable open grids
     axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]

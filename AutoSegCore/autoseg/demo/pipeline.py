@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoseg.demo import stages
-from autoseg.demo.settings import DATASET_NAME, STATE_FILE, DemoSettings, check_workspace_settings
 from autoseg.demo.layout import DemoPaths, shown
+from autoseg.demo.settings import DATASET_NAME, STATE_FILE, DemoSettings, check_workspace_settings
 from autoseg.evaluation.summary import EvaluationSummary
 
 

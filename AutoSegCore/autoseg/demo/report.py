@@ -39,7 +39,7 @@ def dice_table(result: DemoResult) -> str:
 
 def model_line(result: DemoResult) -> str:
     """What was trained: configuration, patch, batch, budget, and the plan adjustment for CPUs."""
-    from autoseg.planning.plans import Plans
+    from autoseg.plans.model import Plans
 
     config = Plans.load(result.paths.plans_file).configuration(CONFIGURATION)
     settings, budget = result.settings, result.settings.budget

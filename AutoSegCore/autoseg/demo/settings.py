@@ -15,10 +15,11 @@ from pathlib import Path
 from autoseg.demo.dataset import DemoDatasetSpec
 from autoseg.demo.phantom import PhantomSettings
 from autoseg.errors import AutoSegError
+from autoseg.paths import DatasetName
 from autoseg.utils.files import load_json, save_json
 
 DATASET_ID = 990
-DATASET_NAME = f"Dataset{DATASET_ID:03d}_AutoSegDemo"
+DATASET_NAME = str(DatasetName(DATASET_ID, "AutoSegDemo"))
 CONFIGURATION = "3d_fullres"
 FOLD = 0
 PLANS_NAME = "nnUNetPlans"

@@ -49,7 +49,7 @@ def ensure_dataset(paths: DemoPaths, settings: DemoSettings, say: Say, progress_
 # ------------------------------------------------------------------------------------------------- planning
 def preprocessing_complete(paths: DemoPaths, settings: DemoSettings) -> bool:
     """Plans, every training case preprocessed for 3d_fullres, and the ground truth copied."""
-    from autoseg.planning.plans import Plans
+    from autoseg.plans.model import Plans
     from autoseg.preprocessing.storage import list_cases
 
     if not paths.plans_file.is_file():
@@ -67,7 +67,11 @@ def preprocessing_complete(paths: DemoPaths, settings: DemoSettings) -> bool:
 def ensure_preprocessed(paths: DemoPaths, settings: DemoSettings, say: Say, num_processes: int | None,
                         progress_factory=None) -> bool:
     """Fingerprint, plan (for a small memory target) and preprocess 3d_fullres; True when reused."""
-    from autoseg.plan_and_preprocess import fingerprint_dataset, plan_dataset, preprocess_dataset_configurations
+    from autoseg.plan_and_preprocess import (
+        fingerprint_dataset,
+        plan_dataset,
+        preprocess_dataset_configurations,
+    )
     from autoseg.planning.summary import format_plans_summary
 
     if preprocessing_complete(paths, settings):
@@ -226,7 +230,7 @@ def postprocess(paths: DemoPaths, settings: DemoSettings, say: Say, num_processe
 def save_overlay(paths: DemoPaths, folder: Path, case: str) -> Path:
     """A PNG of one held-out case with its predicted segmentation drawn over the image."""
     from autoseg.imageio.registry import reader_writer_class_by_name
-    from autoseg.planning.plans import Plans
+    from autoseg.plans.model import Plans
     from autoseg.visualization.overlay import save_overlay_png
 
     reader = reader_writer_class_by_name(Plans.load(paths.plans_file).image_reader_writer)()

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoseg.ensembling.ensemble import ProgressCallback, run_merges, write_model_files
+from autoseg.ensembling.ensemble import run_merges, write_model_files
 from autoseg.ensembling.inputs import NPZ_HINT, common_cases, load_setup, probability_files
 from autoseg.ensembling.output_folder import rebuilt_folder
 from autoseg.errors import EnsembleError
+from autoseg.typing import ProgressCallback
 
 logger = logging.getLogger(__name__)
 

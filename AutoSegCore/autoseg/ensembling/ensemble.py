@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +29,12 @@ from autoseg.ensembling.inputs import (
     probability_files,
 )
 from autoseg.errors import EnsembleError
+from autoseg.typing import ProgressCallback
 from autoseg.utils.files import atomic_path, save_json
 from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
 #: Peak memory of one merge relative to the largest probabilities file (sum, one loaded file, segmentation).
 PEAK_FACTOR = 4.0
 #: Starting a worker process costs seconds (imports); below this much data per worker, fewer workers are faster.

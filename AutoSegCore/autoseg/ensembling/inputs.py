@@ -67,7 +67,9 @@ def load_case_properties(folder: Path, case: str) -> dict[str, Any]:
     )
 
 
-def load_setup(first_folder: Path, dataset_json_file: Path | None = None, plans_file: Path | None = None) -> EnsembleSetup:
+def load_setup(
+    first_folder: Path, dataset_json_file: Path | None = None, plans_file: Path | None = None
+) -> EnsembleSetup:
     """dataset.json and the image reader/writer of the plans (default: the files in ``first_folder``)."""
     first_folder = Path(first_folder)
     dataset_json_file = Path(dataset_json_file) if dataset_json_file else first_folder / "dataset.json"
@@ -132,7 +134,8 @@ def check_folders(folders: Sequence[Path], output_folder: Path) -> None:
     clashes = [str(f) for f in folders if Path(f).resolve() == output]
     if clashes:
         raise EnsembleError(
-            f"The output folder {output_folder} is also an input folder; choose another -o (inputs are never overwritten)."
+            f"The output folder {output_folder} is also an input folder; choose another -o (inputs are never "
+            f"overwritten)."
         )
     duplicates = sorted({str(f) for f in folders if sum(Path(g).resolve() == Path(f).resolve() for g in folders) > 1})
     if duplicates:

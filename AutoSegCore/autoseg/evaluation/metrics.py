@@ -131,7 +131,7 @@ def evaluated_labels_or_regions(label_dict: Mapping[str, Any]) -> list[LabelOrRe
     regions: list[LabelOrRegion] = []
     for value in entries.values():
         if isinstance(value, (list, tuple)):
-            if set(int(v) for v in value) != {0}:
+            if {int(v) for v in value} != {0}:
                 regions.append(tuple(int(v) for v in value))
         elif int(value) != 0:
             regions.append(int(value))

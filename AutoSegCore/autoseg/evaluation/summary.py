@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,11 @@ from autoseg.evaluation.metrics import (
     segmentation_metrics,
 )
 from autoseg.imageio.base import ImageReaderWriter
+from autoseg.typing import ProgressCallback
 from autoseg.utils.files import load_json, save_json
 from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 MetricValues = dict[str, float | int]  # counts are ints, Dice/IoU and means floats
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from autoseg.fingerprint.fingerprint import DatasetFingerprint
 from autoseg.imageio.registry import reader_writer_class_by_name, reader_writer_for_dataset_folder
 from autoseg.preprocessing.cropping import crop_to_nonzero
 from autoseg.preprocessing.memory import case_peak_bytes
-from autoseg.utils.parallel import ProgressCallback, choose_num_workers, run_tasks
+from autoseg.typing import ProgressCallback
+from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ def sample_foreground_intensities(seg: np.ndarray, images: np.ndarray, num_sampl
     samples = []
     for channel in images:
         foreground = channel[mask]
-        samples.append(rng.choice(foreground, num_samples, replace=True) if foreground.size else np.empty(0, np.float32))
+        samples.append(
+            rng.choice(foreground, num_samples, replace=True) if foreground.size else np.empty(0, np.float32)
+        )
     return samples
 
 

@@ -45,7 +45,9 @@ class DatasetFingerprint:
                 median_relative_size_after_cropping=float(raw["median_relative_size_after_cropping"]),
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise PlanError(f"{source}: malformed dataset fingerprint ({err}). Re-run `autoseg extract_fingerprint`.") from err
+            raise PlanError(
+                f"{source}: malformed dataset fingerprint ({err}). Re-run `autoseg extract_fingerprint`."
+            ) from err
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetFingerprint:

@@ -16,14 +16,18 @@ from typing import Any
 
 from autoseg.errors import DatasetError, ImageIOError
 from autoseg.imageio.base import ImageReaderWriter, matching_ending
+from autoseg.imageio.natural_image_io import NaturalImage2DIO
+from autoseg.imageio.nibabel_io import NibabelIO, NibabelIOWithReorient
 from autoseg.imageio.simpleitk_io import SimpleITKIO, SimpleITKIOWithReorient
+from autoseg.imageio.tiff3d_io import Tiff3DIO
 
 logger = logging.getLogger(__name__)
 
-#: Reader/writers by the class names nnU-Net uses in ``dataset.json``/plans.
+#: Reader/writers by the class names nnU-Net uses in ``dataset.json``/plans. The optional ones import their
+#: libraries (nibabel, tifffile, Pillow) only when they read or write.
 READER_WRITERS: dict[str, type[ImageReaderWriter]] = {
-    "SimpleITKIO": SimpleITKIO,
-    "SimpleITKIOWithReorient": SimpleITKIOWithReorient,
+    cls.__name__: cls
+    for cls in (SimpleITKIO, SimpleITKIOWithReorient, NaturalImage2DIO, Tiff3DIO, NibabelIO, NibabelIOWithReorient)
 }
 
 #: nnU-Net's auto-detection order (``nnunetv2.imageio.reader_writer_registry.LIST_OF_IO_CLASSES``).
@@ -39,7 +43,6 @@ def register_reader_writer(name: str, cls: type[ImageReaderWriter]) -> None:
 
 def reader_writer_class_by_name(name: str) -> type[ImageReaderWriter]:
     """Look up a reader/writer by its nnU-Net class name (``SimpleITKIO``, ``Tiff3DIO``, ...)."""
-    _ensure_optional_readers()
     try:
         return READER_WRITERS[name]
     except KeyError:
@@ -51,7 +54,6 @@ def reader_writer_class_by_name(name: str) -> type[ImageReaderWriter]:
 
 def candidate_classes(file_ending: str) -> list[type[ImageReaderWriter]]:
     """The installed reader/writers for ``file_ending``, in auto-detection order."""
-    _ensure_optional_readers()
     ending = file_ending.lower()
     order = _detection_order()
     nnunet_pass = [cls for cls in order if ending in cls.auto_detect_endings()]
@@ -141,10 +143,4 @@ def _detection_order() -> list[type[ImageReaderWriter]]:
 
 
 def _all_endings() -> list[str]:
-    _ensure_optional_readers()
     return sorted({e for cls in READER_WRITERS.values() for e in cls.supported_file_endings})
-
-
-def _ensure_optional_readers() -> None:
-    """Register the readers that live in their own modules (imported lazily to keep start-up fast)."""
-    from autoseg.imageio import formats  # noqa: F401  (registers on import)

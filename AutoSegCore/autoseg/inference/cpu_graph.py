@@ -60,7 +60,10 @@ class TracedNetworks:
             if result.shape != reference.shape or float((result - reference).abs().max()) > tolerance:
                 raise RuntimeError("the traced network's output differs from eager")
         except Exception as err:  # any tracing problem: stay on the (always correct) eager path
-            logger.info("Network tracing disabled (%s); continuing in eager mode.", str(err).splitlines()[0] if str(err) else err)
+            logger.info(
+                "Network tracing disabled (%s); continuing in eager mode.",
+                str(err).splitlines()[0] if str(err) else err,
+            )
             self.enabled = False
             return None
         self.traced[key] = traced

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from autoseg.dataset.dataset_json import DatasetJson
-from autoseg.planning.plans import ConfigurationPlan, Plans
+from autoseg.plans.model import ConfigurationPlan, Plans
 from autoseg.preprocessing.cropping import insert_crop_into_image, uncrop_probabilities
-from autoseg.preprocessing.resampling import resample_data_or_seg_to_shape
+from autoseg.preprocessing.resampling import ResamplingSettings, resample_to_shape
 
 
 def segmentation_dtype_for(dataset_json: DatasetJson) -> type[np.integer]:
@@ -26,7 +26,9 @@ def segmentation_dtype_for(dataset_json: DatasetJson) -> type[np.integer]:
     return np.uint8 if len(dataset_json.foreground_labels) < 255 else np.uint16
 
 
-def _spacings(plans: Plans, configuration: ConfigurationPlan, properties: dict[str, Any]) -> tuple[list[float], list[float]]:
+def _spacings(
+    plans: Plans, configuration: ConfigurationPlan, properties: dict[str, Any]
+) -> tuple[list[float], list[float]]:
     """(spacing of the logits, spacing of the cropped image), both in transposed axis order."""
     original = [float(properties["spacing"][i]) for i in plans.transpose_forward]
     current = [float(s) for s in configuration.spacing]
@@ -37,10 +39,8 @@ def _spacings(plans: Plans, configuration: ConfigurationPlan, properties: dict[s
 
 def resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[float], original: list[float],
                        configuration: ConfigurationPlan, num_threads: int) -> np.ndarray:
-    kwargs = dict(configuration.resampling_fn_probabilities_kwargs)
-    kwargs.setdefault("is_seg", False)
-    out = resample_data_or_seg_to_shape(logits.astype(np.float32, copy=False), shape, current, original,
-                                        num_threads=num_threads, **kwargs)
+    settings = ResamplingSettings.from_plan(configuration.resampling_fn_probabilities_kwargs)
+    out = resample_to_shape(logits.astype(np.float32, copy=False), shape, current, original, settings, num_threads)
     if logits.dtype == np.float16 and out is not logits:  # keep the input's precision, as nnU-Net does
         out = out.astype(np.float16).astype(np.float32)
     return out
@@ -78,19 +78,30 @@ def _region_order(dataset_json: DatasetJson) -> tuple[int, ...]:
     return dataset_json.regions_class_order
 
 
-def _segmentation_channelwise(logits: np.ndarray, shape: Sequence[int], current: list[float], original: list[float],
-                              configuration: ConfigurationPlan, dataset_json: DatasetJson, num_threads: int) -> np.ndarray:
+def _segmentation_channelwise(
+    logits: np.ndarray,
+    shape: Sequence[int],
+    current: list[float],
+    original: list[float],
+    configuration: ConfigurationPlan,
+    dataset_json: DatasetJson,
+    num_threads: int,
+) -> np.ndarray:
     """Resample one channel at a time and reduce immediately (same result, a fraction of the memory)."""
     if dataset_json.has_regions:
         segmentation = np.zeros(tuple(shape), dtype=np.uint16)
         for channel, value in enumerate(_region_order(dataset_json)):
-            resampled = resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
+            resampled = resample_channels(
+                logits[channel : channel + 1], shape, current, original, configuration, num_threads
+            )[0]
             segmentation[resampled > 0] = value  # sigmoid(x) > 0.5  <=>  x > 0
         return segmentation
     best = resample_channels(logits[:1], shape, current, original, configuration, num_threads)[0].copy()
     segmentation = np.zeros(tuple(shape), dtype=np.uint16)
     for channel in range(1, logits.shape[0]):
-        resampled = resample_channels(logits[channel:channel + 1], shape, current, original, configuration, num_threads)[0]
+        resampled = resample_channels(
+            logits[channel : channel + 1], shape, current, original, configuration, num_threads
+        )[0]
         better = resampled > best  # strict: ties keep the lower label, as argmax does
         segmentation[better] = channel
         np.maximum(best, resampled, out=best)

@@ -16,14 +16,14 @@ import torch
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, ModelFolderError
-from autoseg.inference.checkpoint_loading import clean_state_dict, load_checkpoint
 from autoseg.network.build import input_channels, output_channels
-from autoseg.paths import Workspace
-from autoseg.planning.plans import ConfigurationPlan, Plans
+from autoseg.network.checkpoint import clean_state_dict, load_checkpoint
+from autoseg.paths import ModelFolderName, Workspace
+from autoseg.plans.model import ConfigurationPlan, Plans
+from autoseg.typing import Fold
 
 logger = logging.getLogger(__name__)
 
-Fold = int | str
 EXPECTED_LAYOUT = (
     "a model folder looks like nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<configuration>/ and "
     "contains plans.json, dataset.json and fold_0 ... fold_4 (or fold_all) each with checkpoint_final.pth"
@@ -80,7 +80,7 @@ class ModelFolder:
 def model_folder_path(workspace: Workspace, dataset: str | int, configuration: str,
                       trainer: str = "nnUNetTrainer", plans: str = "nnUNetPlans") -> Path:
     """``nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<configuration>`` for ``-d/-c/-tr/-p``."""
-    return workspace.results_dataset(dataset) / f"{trainer}__{plans}__{configuration}"
+    return workspace.results_dataset(dataset) / str(ModelFolderName(trainer, plans, configuration))
 
 
 def fold_folder_name(fold: Fold) -> str:
@@ -114,19 +114,22 @@ def _require_file(path: Path, what: str) -> None:
 def _fold_weights(path: Path, fold: Fold, checkpoint_name: str) -> FoldWeights:
     checkpoint_file = path / fold_folder_name(fold) / checkpoint_name
     if not checkpoint_file.is_file():
-        present = sorted(p.name for p in checkpoint_file.parent.glob("*.pth")) if checkpoint_file.parent.is_dir() else []
+        present = (
+            sorted(p.name for p in checkpoint_file.parent.glob("*.pth")) if checkpoint_file.parent.is_dir() else []
+        )
         hint = f" It has {', '.join(present)}: choose one with -chk." if present else ""
         raise ModelFolderError(f"Fold {fold}: {checkpoint_file} does not exist.{hint}")
     checkpoint = load_checkpoint(checkpoint_file)
     init_args = checkpoint.get("init_args") or {}
     configuration = init_args.get("configuration") if isinstance(init_args, dict) else None
+    folder_name = ModelFolderName.parse(path)
     if not configuration:
-        configuration = path.name.split("__")[-1]
+        configuration = folder_name.configuration if folder_name else path.name.split("__")[-1]
     axes = checkpoint.get("inference_allowed_mirroring_axes")
     return FoldWeights(
         fold=fold,
         state_dict=clean_state_dict(checkpoint["network_weights"]),
-        trainer_name=str(checkpoint.get("trainer_name", path.name.split("__")[0])),
+        trainer_name=str(checkpoint.get("trainer_name", folder_name.trainer if folder_name else path.name)),
         configuration_name=str(configuration),
         inference_allowed_mirroring_axes=tuple(int(a) for a in axes) if axes is not None else None,
     )
@@ -168,6 +171,8 @@ def open_model_folder(path: str | Path, folds: list[Fold] | tuple[Fold, ...] | N
     names = {w.configuration_name for w in weights}
     if len(names) > 1:
         raise ModelFolderError(f"The folds of {path} were trained with different configurations: {sorted(names)}.")
-    model = ModelFolder(path=path, plans=plans, dataset_json=dataset_json, folds=weights, checkpoint_name=checkpoint_name)
-    model.configuration  # raises PlanError if plans.json lacks the configuration
+    model = ModelFolder(
+        path=path, plans=plans, dataset_json=dataset_json, folds=weights, checkpoint_name=checkpoint_name
+    )
+    _ = model.configuration  # raises PlanError if plans.json lacks the configuration
     return model

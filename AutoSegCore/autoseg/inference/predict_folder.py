@@ -57,21 +57,32 @@ def find_input_cases(folder: Path, file_ending: str, num_channels: int) -> list[
     problems: list[str] = []
     if stray:
         problems.append(
-            f"{len(stray)} file(s) lack the channel suffix _0000 ... (e.g. {stray[0]}): name them CASE_0000{file_ending}"
+            f"{len(stray)} file(s) lack the channel suffix _0000 ... (e.g. {stray[0]}): name them "
+            f"CASE_0000{file_ending}"
             + (f" ... CASE_{num_channels - 1:04d}{file_ending}" if num_channels > 1 else "")
         )
     for case, found in sorted(channels.items()):
         missing = [c for c in range(num_channels) if c not in found]
         extra = sorted(c for c in found if c >= num_channels)
         if missing:
-            problems.append(f"case {case}: missing channel file(s) " + ", ".join(f"{case}_{c:04d}{file_ending}" for c in missing)
-                            + f" (the model expects {num_channels} channel(s))")
+            problems.append(
+                f"case {case}: missing channel file(s) "
+                + ", ".join(f"{case}_{c:04d}{file_ending}" for c in missing)
+                + f" (the model expects {num_channels} channel(s))"
+            )
         if extra:
-            problems.append(f"case {case}: unexpected channel file(s) " + ", ".join(f"{case}_{c:04d}{file_ending}" for c in extra)
-                            + f" (the model expects {num_channels} channel(s))")
+            problems.append(
+                f"case {case}: unexpected channel file(s) "
+                + ", ".join(f"{case}_{c:04d}{file_ending}" for c in extra)
+                + f" (the model expects {num_channels} channel(s))"
+            )
     if not channels and not problems:
         endings = sorted({_ending(p.name) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")})
-        hint = f" It contains files ending in {', '.join(endings)}; convert them to {file_ending}." if endings else " It is empty."
+        hint = (
+            f" It contains files ending in {', '.join(endings)}; convert them to {file_ending}."
+            if endings
+            else " It is empty."
+        )
         problems.append(f"no input files ending in {file_ending} (the model's file_ending).{hint}")
     if problems:
         raise AutoSegError(f"Input folder {folder}:\n  - " + "\n  - ".join(problems))
@@ -80,7 +91,13 @@ def find_input_cases(folder: Path, file_ending: str, num_channels: int) -> list[
 
 def _ending(name: str) -> str:
     parts = name.split(".")
-    return "." + ".".join(parts[-2:]) if len(parts) > 2 and parts[-1] == "gz" else "." + parts[-1] if len(parts) > 1 else "(none)"
+    return (
+        "." + ".".join(parts[-2:])
+        if len(parts) > 2 and parts[-1] == "gz"
+        else "." + parts[-1]
+        if len(parts) > 1
+        else "(none)"
+    )
 
 
 def attach_previous_stage(cases: list[InputCase], folder: Path, file_ending: str) -> list[InputCase]:
@@ -107,7 +124,9 @@ def outputs_exist(output_folder: Path, identifier: str, file_ending: str, save_p
     return all(p.is_file() for p in wanted)
 
 
-def write_probabilities(output_folder: Path, identifier: str, probabilities: np.ndarray, properties: dict[str, Any]) -> None:
+def write_probabilities(
+    output_folder: Path, identifier: str, probabilities: np.ndarray, properties: dict[str, Any]
+) -> None:
     with atomic_path(output_folder / f"{identifier}.npz", ".npz") as tmp:
         np.savez_compressed(tmp, probabilities=probabilities)
     save_json(properties, output_folder / f"{identifier}.json")
@@ -126,41 +145,19 @@ def predict_folder(
     part_id: int = 0,
     progress: FolderProgress | None = None,
 ) -> list[str]:
-    """Predict all (selected) cases; returns the identifiers predicted in this run."""
+    """Predict all (selected) cases; returns the identifiers predicted in this run. Reading the next case and
+    writing the previous one overlap with the network work on this one (one background thread each)."""
     model = predictor.model
-    dataset_json = model.dataset_json
-    ending = dataset_json.file_ending
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     if input_folder.resolve() == output_folder.resolve():
-        raise AutoSegError(f"Output folder {output_folder} is the input folder: choose another one, inputs are never overwritten.")
-    cases = find_input_cases(input_folder, ending, dataset_json.num_channels)
-    if previous_stage_folder is not None:
-        cases = attach_previous_stage(cases, Path(previous_stage_folder), ending)
-    cases = select_part(cases, num_parts, part_id)
-    if continue_prediction:
-        done = [c for c in cases if outputs_exist(output_folder, c.identifier, ending, save_probabilities)]
-        if done:
-            logger.info("%d of %d case(s) already predicted in %s; continuing with the rest.", len(done), len(cases), output_folder)
-        cases = [c for c in cases if c not in done]
+        raise AutoSegError(
+            f"Output folder {output_folder} is the input folder: choose another one, inputs are never overwritten."
+        )
+    cases = _cases_to_predict(predictor, input_folder, output_folder, save_probabilities, continue_prediction,
+                              previous_stage_folder, num_parts, part_id)
     output_folder.mkdir(parents=True, exist_ok=True)
     _write_model_files(model.path, output_folder)
-    reader_writer = reader_writer_class_by_name(model.plans.image_reader_writer)()
-
-    def load(case: InputCase) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
-        try:
-            data, properties = reader_writer.read_images(case.images)
-            previous = reader_writer.read_seg(case.previous_stage)[0] if case.previous_stage else None
-        except AutoSegError:
-            raise
-        except Exception as err:  # a reader's own error: name the case and the file
-            raise AutoSegError(f"Cannot read case {case.identifier} ({', '.join(map(str, case.images))}): {err}") from err
-        return data, properties, previous
-
-    def write(case: InputCase, segmentation: np.ndarray, probabilities: np.ndarray | None, properties: dict[str, Any]) -> None:
-        reader_writer.write_seg(segmentation, output_folder / f"{case.identifier}{ending}", properties)
-        if probabilities is not None:
-            write_probabilities(output_folder, case.identifier, probabilities, properties)
-
+    load, write = _case_reader_and_writer(predictor, output_folder)
     predicted: list[str] = []
     with ThreadPoolExecutor(max_workers=1) as reader_pool, ThreadPoolExecutor(max_workers=1) as writer_pool:
         pending_read: Future | None = reader_pool.submit(load, cases[0]) if cases else None
@@ -169,7 +166,9 @@ def predict_folder(
             assert pending_read is not None
             data, properties, previous = pending_read.result()
             pending_read = reader_pool.submit(load, cases[index + 1]) if index + 1 < len(cases) else None
-            tile_progress = (lambda d, t, i=index, c=case.identifier: progress(i, len(cases), c, d, t)) if progress else None
+            tile_progress = (
+                (lambda d, t, i=index, c=case.identifier: progress(i, len(cases), c, d, t)) if progress else None
+            )
             segmentation, probabilities, properties = predictor.predict_case(
                 data, properties, previous, save_probabilities, tile_progress, source=f"case {case.identifier}",
             )
@@ -181,6 +180,54 @@ def predict_folder(
         if pending_write is not None:
             pending_write.result()
     return predicted
+
+
+def _cases_to_predict(predictor: Predictor, input_folder: Path, output_folder: Path, save_probabilities: bool,
+                      continue_prediction: bool, previous_stage_folder: Path | None, num_parts: int,
+                      part_id: int) -> list[InputCase]:
+    """The input cases of this part, without those already predicted when continuing."""
+    dataset_json = predictor.model.dataset_json
+    ending = dataset_json.file_ending
+    cases = find_input_cases(input_folder, ending, dataset_json.num_channels)
+    if previous_stage_folder is not None:
+        cases = attach_previous_stage(cases, Path(previous_stage_folder), ending)
+    cases = select_part(cases, num_parts, part_id)
+    if continue_prediction:
+        done = [c for c in cases if outputs_exist(output_folder, c.identifier, ending, save_probabilities)]
+        if done:
+            logger.info("%d of %d case(s) already predicted in %s; continuing with the rest.", len(done),
+                        len(cases), output_folder)
+        cases = [c for c in cases if c not in done]
+    return cases
+
+
+def _case_reader_and_writer(
+    predictor: Predictor, output_folder: Path
+) -> tuple[Callable[..., Any], Callable[..., None]]:
+    """``load(case)`` -> (data, properties, previous stage) and ``write(case, segmentation, probabilities,
+    properties)`` with the model's image reader/writer."""
+    ending = predictor.model.dataset_json.file_ending
+    reader_writer = reader_writer_class_by_name(predictor.model.plans.image_reader_writer)()
+
+    def load(case: InputCase) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+        try:
+            data, properties = reader_writer.read_images(case.images)
+            previous = reader_writer.read_seg(case.previous_stage)[0] if case.previous_stage else None
+        except AutoSegError:
+            raise
+        except Exception as err:  # a reader's own error: name the case and the file
+            raise AutoSegError(
+                f"Cannot read case {case.identifier} ({', '.join(map(str, case.images))}): {err}"
+            ) from err
+        return data, properties, previous
+
+    def write(case: InputCase, segmentation: np.ndarray, probabilities: np.ndarray | None,
+              properties: dict[str, Any]) -> None:
+        reader_writer.write_seg(segmentation, output_folder / f"{case.identifier}{ending}", properties)
+        if probabilities is not None:
+            write_probabilities(output_folder, case.identifier, probabilities, properties)
+
+    return load, write
 
 
 def _write_model_files(model_path: Path, output_folder: Path) -> None:

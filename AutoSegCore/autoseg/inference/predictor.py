@@ -23,8 +23,8 @@ import torch
 from autoseg.errors import AutoSegError
 from autoseg.inference.cpu_graph import TracedNetworks, use_onednn_convolutions
 from autoseg.inference.export import export_logits
-from autoseg.inference.parallel_copies import ParallelCopies, plan_parallel_copies
 from autoseg.inference.model_folder import ModelFolder
+from autoseg.inference.parallel_copies import ParallelCopies, plan_parallel_copies
 from autoseg.inference.sliding_window import (
     gaussian_importance_map,
     pad_to_patch,
@@ -33,12 +33,13 @@ from autoseg.inference.sliding_window import (
 )
 from autoseg.network import build_network
 from autoseg.preprocessing.preprocessor import preprocess_case
+from autoseg.typing import ProgressCallback
+from autoseg.utils.devices import resolve_device
 from autoseg.utils.parallel import available_cpus
 
 logger = logging.getLogger(__name__)
 
 #: progress(done_windows, total_windows) over all folds of one case.
-TileProgress = Callable[[int, int], None]
 
 
 class PredictionError(AutoSegError):
@@ -69,21 +70,6 @@ class PredictionSettings:
     parallel_copies: bool = True
 
 
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:1`` or ``mps``, with a clear error when it is not available."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise PredictionError(f"Unsupported device {name!r}: use cpu, cuda, cuda:N or mps.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PredictionError("-device cuda was requested but PyTorch sees no CUDA GPU. Use -device cpu.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise PredictionError("-device mps was requested but MPS is not available. Use -device cpu.")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise PredictionError(f"Unsupported device {name!r}: use cpu, cuda or mps.")
-    return device
-
-
 class Predictor:
     """Sliding-window prediction with a loaded :class:`ModelFolder`."""
 
@@ -96,7 +82,10 @@ class Predictor:
             torch.set_num_threads(threads)
         self.configuration = model.configuration
         self.network = build_network(
-            self.configuration.architecture, model.num_input_channels, model.num_output_channels, deep_supervision=False,
+            self.configuration.architecture,
+            model.num_input_channels,
+            model.num_output_channels,
+            deep_supervision=False,
             initialize=False,
         )
         self._fold_states = [fold.state_dict for fold in model.folds]
@@ -134,7 +123,11 @@ class Predictor:
                 f"file per channel named CASE_0000{self.model.dataset_json.file_ending} ... "
                 f"CASE_{expected - 1:04d}{self.model.dataset_json.file_ending}."
             )
-        if not self.configuration.is_2d and data.shape[1] == 1 and self.model.plans.original_median_shape_after_transp[0] != 1:
+        if (
+            not self.configuration.is_2d
+            and data.shape[1] == 1
+            and self.model.plans.original_median_shape_after_transp[0] != 1
+        ):
             raise PredictionError(
                 f"{source} is a 2D image (shape {tuple(data.shape[1:])}) but the model's configuration "
                 f"{self.model.configuration_name} is 3D. Use a 2d model or a 3D volume."
@@ -162,7 +155,10 @@ class Predictor:
     # ------------------------------------------------------------------ sliding window
     def _num_windows(self, shape: tuple[int, ...]) -> int:
         patch = self.configuration.patch_size
-        padded = [*shape[: len(shape) - len(patch)], *(max(s, p) for s, p in zip(shape[len(shape) - len(patch):], patch))]
+        padded = [
+            *shape[: len(shape) - len(patch)],
+            *(max(s, p) for s, p in zip(shape[len(shape) - len(patch) :], patch)),
+        ]
         return len(window_slicers(padded, patch, self.settings.step_size))
 
     @torch.inference_mode()
@@ -197,7 +193,7 @@ class Predictor:
         return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
-    def predict_logits(self, data: torch.Tensor, progress: TileProgress | None = None) -> torch.Tensor:
+    def predict_logits(self, data: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Preprocessed (c, ...) input -> logits averaged over the folds, on the CPU (aggregation dtype)."""
         total = self._num_windows(tuple(data.shape[1:])) * len(self._fold_states)
         done = 0
@@ -228,7 +224,9 @@ class Predictor:
         try:
             return self._sliding_window(data, self.device, tick, forward)
         except torch.OutOfMemoryError:
-            logger.warning("The logits of this case do not fit on %s; aggregating them on the CPU instead.", self.device)
+            logger.warning(
+                "The logits of this case do not fit on %s; aggregating them on the CPU instead.", self.device
+            )
             torch.cuda.empty_cache()
             return self._sliding_window(data, torch.device("cpu"), tick, forward)
 
@@ -239,7 +237,7 @@ class Predictor:
         properties: dict[str, Any],
         previous_stage: np.ndarray | None = None,
         return_probabilities: bool = False,
-        progress: TileProgress | None = None,
+        progress: ProgressCallback | None = None,
         source: str = "input",
     ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
         """Raw image (c, z, y, x) + reader properties -> (segmentation (z, y, x), probabilities, properties)."""
@@ -280,7 +278,7 @@ class Predictor:
         image: np.ndarray,
         spacing: tuple[float, ...] | list[float],
         return_probabilities: bool = False,
-        progress: TileProgress | None = None,
+        progress: ProgressCallback | None = None,
         previous_stage: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predict an in-memory image: ``image`` is (z, y, x) or (c, z, y, x) in array order and ``spacing``
@@ -290,7 +288,9 @@ class Predictor:
         if data.ndim == 3:
             data = data[None]
         if data.ndim != 4 or len(spacing) != 3:
-            raise PredictionError(f"predict_array wants (c, z, y, x) data and 3 spacings, got {data.shape} and {spacing}.")
+            raise PredictionError(
+                f"predict_array wants (c, z, y, x) data and 3 spacings, got {data.shape} and {spacing}."
+            )
         properties = {"spacing": [float(s) for s in spacing]}
         previous = None if previous_stage is None else np.asarray(previous_stage)
         if previous is not None and previous.ndim == 3:

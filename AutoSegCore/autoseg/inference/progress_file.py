@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from autoseg.errors import AutoSegError
-from autoseg.training.progress_stream import ProgressStream
+from autoseg.utils.progress_stream import ProgressStream
 
 WINDOW_INTERVAL = 0.5
 

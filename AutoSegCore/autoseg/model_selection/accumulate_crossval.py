@@ -20,7 +20,7 @@ from autoseg.errors import EvaluationError, ModelFolderError
 from autoseg.evaluation.folders import evaluate_with_dataset
 from autoseg.evaluation.summary import EvaluationSummary, load_summary
 from autoseg.model_selection.models import folds_string
-from autoseg.paths import Workspace
+from autoseg.paths import ModelFolderName, Workspace
 from autoseg.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,11 @@ def reference_folder(workspace: Workspace, dataset_name: str) -> Path:
 
 def train_command(model_folder: Path, fold: int | str) -> str:
     """``autoseg train`` for one fold of a ``<trainer>__<plans>__<configuration>`` results folder."""
-    parts = Path(model_folder).name.split("__")
-    if len(parts) != 3:
+    model = ModelFolderName.parse(Path(model_folder))
+    if model is None:
         return f"autoseg train DATASET CONFIGURATION {fold}"
-    trainer, plans, configuration = parts
-    return f"autoseg train {Path(model_folder).parent.name} {configuration} {fold} -tr {trainer} -p {plans}"
+    return (f"autoseg train {Path(model_folder).parent.name} {model.configuration} {fold} -tr {model.trainer} "
+            f"-p {model.plans}")
 
 
 def fold_predictions(model_folder: Path, folds: Sequence[int | str], file_ending: str) -> dict[str, Path]:
@@ -75,8 +75,9 @@ def fold_predictions(model_folder: Path, folds: Sequence[int | str], file_ending
         for name in names:
             if name in found:
                 raise ModelFolderError(
-                    f"{name} is predicted by more than one fold of {model_folder} ({found[name].parent.parent.name} and "
-                    f"fold_{fold}): the folds must come from one splits_final.json."
+                    f"{name} is predicted by more than one fold of {model_folder} "
+                    f"({found[name].parent.parent.name} and fold_{fold}): the folds must come from one "
+                    f"splits_final.json."
                 )
             found[name] = folder / name
     return found

@@ -14,29 +14,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoseg.paths import ModelFolderName
+
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 DEFAULT_FOLDS = (0, 1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
-class TrainedModel:
+class TrainedModel(ModelFolderName):
     """One (trainer, plans, configuration) of a dataset."""
-
-    trainer: str
-    plans: str
-    configuration: str
 
     @property
     def identifier(self) -> str:
         """``<trainer>__<plans>__<configuration>``, the results folder name."""
-        return f"{self.trainer}__{self.plans}__{self.configuration}"
+        return str(self)
 
     @classmethod
     def from_identifier(cls, identifier: str) -> TrainedModel:
-        parts = Path(identifier).name.split("__")
-        if len(parts) != 3:
+        parsed = ModelFolderName.parse(Path(identifier))
+        if parsed is None:
             raise ValueError(f"{identifier!r} is not <trainer>__<plans>__<configuration>")
-        return cls(*parts)
+        return cls(parsed.trainer, parsed.plans, parsed.configuration)
 
     def folder(self, results_dataset: Path) -> Path:
         return Path(results_dataset) / self.identifier
@@ -56,7 +54,9 @@ class SkippedModel:
     reason: str
 
 
-def candidate_models(trainers: Sequence[str], configurations: Sequence[str], plans: Sequence[str]) -> list[TrainedModel]:
+def candidate_models(
+    trainers: Sequence[str], configurations: Sequence[str], plans: Sequence[str]
+) -> list[TrainedModel]:
     """Every combination, trainers outermost and plans innermost (nnU-Net's order), without repeats."""
     models: list[TrainedModel] = []
     for trainer in trainers:
@@ -85,7 +85,9 @@ def configurations_in_plans(plans_file: Path) -> list[str] | None:
 
 
 def validation_has_predictions(folder: Path, file_ending: str) -> bool:
-    return folder.is_dir() and any(p.name.endswith(file_ending) and not p.name.startswith(".") for p in folder.iterdir())
+    return folder.is_dir() and any(
+        p.name.endswith(file_ending) and not p.name.startswith(".") for p in folder.iterdir()
+    )
 
 
 def has_probabilities(model_folder: Path, folds: Sequence[int | str]) -> bool:

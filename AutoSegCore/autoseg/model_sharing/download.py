@@ -28,7 +28,7 @@ def download_file(url: str, target: Path, max_bytes: int, timeout: float = 60.0,
     if not url.lower().startswith(ALLOWED_SCHEMES):
         raise ModelSharingError(f"Cannot download {url!r}: only http(s):// and file:// URLs are supported.")
     try:
-        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked above
+        response = urllib.request.urlopen(url, timeout=timeout)
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise ModelSharingError(f"Cannot download {url}: {getattr(err, 'reason', err)}. Check the URL and your "
                                 f"network connection, or download the zip yourself and run "

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoseg.errors import ModelSharingError
-from autoseg.inference.model_folder import Fold, fold_folder_name
-from autoseg.paths import Workspace
+from autoseg.inference.model_folder import fold_folder_name
+from autoseg.paths import ModelFolderName, Workspace
+from autoseg.typing import Fold
 from autoseg.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def folds_to_string(folds: Sequence[Fold]) -> str:
 
 
 def model_identifier(trainer: str, plans: str, configuration: str) -> str:
-    return f"{trainer}__{plans}__{configuration}"
+    return str(ModelFolderName(trainer, plans, configuration))
 
 
 def plan_export(workspace: Workspace, request: ExportRequest) -> ExportPlan:
@@ -81,7 +82,9 @@ def plan_export(workspace: Workspace, request: ExportRequest) -> ExportPlan:
     dataset_name = workspace.dataset_name(request.dataset)
     dataset_folder = workspace.results / dataset_name
     if not request.checkpoints:
-        raise ModelSharingError("No checkpoint to export: give at least one name with -chk (e.g. checkpoint_final.pth).")
+        raise ModelSharingError(
+            "No checkpoint to export: give at least one name with -chk (e.g. checkpoint_final.pth)."
+        )
     plan = ExportPlan()
     explicit = request.configurations is not None
     for configuration in dict.fromkeys(request.configurations or DEFAULT_CONFIGURATIONS):
@@ -118,7 +121,9 @@ def _available_models_hint(dataset_folder: Path) -> str:
 def _add_model(plan: ExportPlan, results: Path, folder: Path, configuration: str, request: ExportRequest) -> None:
     for name in MODEL_FILES_REQUIRED:
         if not (folder / name).is_file():
-            raise ModelSharingError(f"{folder} has no {name}; it is not a complete model folder and cannot be exported.")
+            raise ModelSharingError(
+                f"{folder} has no {name}; it is not a complete model folder and cannot be exported."
+            )
     exported_folds: list[Fold] = []
     staged: list[Path] = []
     for fold in dict.fromkeys(request.folds):
@@ -127,7 +132,9 @@ def _add_model(plan: ExportPlan, results: Path, folder: Path, configuration: str
             exported_folds.append(fold)
             staged += fold_members
     if not exported_folds:
-        plan.skipped.append(f"configuration {configuration} (none of folds {folds_to_string(request.folds)} is complete)")
+        plan.skipped.append(
+            f"configuration {configuration} (none of folds {folds_to_string(request.folds)} is complete)"
+        )
         return
     plan.configurations.append(configuration)
     plan.folds[configuration] = exported_folds
@@ -156,14 +163,21 @@ def _fold_members(plan: ExportPlan, fold_folder: Path, request: ExportRequest) -
     missing = [name for name in names if not (fold_folder / name).is_file()]
     if missing:
         present = sorted(p.name for p in fold_folder.glob("*.pth"))
-        _missing(plan, request, f"{fold_folder} has no {', '.join(missing)} (it has: {', '.join(present) or 'no checkpoint'}); "
-                 f"choose the checkpoints with -chk", f"{', '.join(missing)} of {fold_folder.parent.name}/{fold_folder.name}")
+        _missing(
+            plan,
+            request,
+            f"{fold_folder} has no {', '.join(missing)} (it has: {', '.join(present) or 'no checkpoint'}); "
+            f"choose the checkpoints with -chk",
+            f"{', '.join(missing)} of {fold_folder.parent.name}/{fold_folder.name}",
+        )
     if not checkpoints:
         return []
     members = checkpoints + [fold_folder / n for n in FOLD_FILES_OPTIONAL if (fold_folder / n).is_file()]
     validation = fold_folder / "validation"
     if request.export_crossval_predictions and validation.is_dir():
-        members += [p for p in sorted(validation.iterdir()) if p.is_file() and not p.name.endswith(PREDICTION_SIDE_FILES)]
+        members += [
+            p for p in sorted(validation.iterdir()) if p.is_file() and not p.name.endswith(PREDICTION_SIDE_FILES)
+        ]
     elif (validation / "summary.json").is_file():
         members.append(validation / "summary.json")
     return members
@@ -197,9 +211,9 @@ def _add_ensembles(plan: ExportPlan, results: Path, dataset_folder: Path, reques
 
 
 def _is_exported(plan: ExportPlan, request: ExportRequest, identifier: str) -> bool:
-    parts = identifier.split("__")
-    return (len(parts) == 3 and parts[0] == request.trainer and parts[1] == request.plans
-            and parts[2] in plan.configurations)
+    model = ModelFolderName.parse(identifier)
+    return (model is not None and model.trainer == request.trainer and model.plans == request.plans
+            and model.configuration in plan.configurations)
 
 
 def _add_if_file(plan: ExportPlan, results: Path, path: Path) -> None:
@@ -231,10 +245,9 @@ def export_model_to_zip(
     for ensemble in plan.ensembles:
         log(f"Exporting ensemble {ensemble}")
     try:
-        with atomic_path(output, ".zip") as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-                for source, name in plan.members:
-                    archive.write(source, name)
+        with atomic_path(output, ".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for source, name in plan.members:
+                archive.write(source, name)
     except OSError as err:
         raise ModelSharingError(f"Cannot write {output}: {err}.") from err
     log(f"Wrote {output} ({len(plan.members)} files, {output.stat().st_size / 1024**2:.1f} MiB).")

@@ -28,8 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoseg.errors import AutoSegError, ModelSharingError
-from autoseg.model_sharing.safe_extract import ExtractionLimits, ZipEntry, extract_entries, inspect_zip, refuse
-from autoseg.paths import DATASET_NAME_PATTERN, parse_dataset_id
+from autoseg.model_sharing.safe_extract import (
+    ExtractionLimits,
+    ZipEntry,
+    extract_entries,
+    inspect_zip,
+    refuse,
+)
+from autoseg.paths import DatasetName, ModelFolderName, parse_dataset_id
 from autoseg.utils.files import read_json
 
 logger = logging.getLogger(__name__)
@@ -67,8 +73,7 @@ class ZipLayout:
 
 def is_model_folder_name(name: str) -> bool:
     """``<trainer>__<plans>__<configuration>`` with three non-empty parts."""
-    parts = name.split("__")
-    return len(parts) == 3 and all(parts)
+    return ModelFolderName.parse(name) is not None
 
 
 def model_zip_layout(entries: Iterable[ZipEntry], label: str) -> ZipLayout:
@@ -79,7 +84,7 @@ def model_zip_layout(entries: Iterable[ZipEntry], label: str) -> ZipLayout:
     files: set[Unit] = set()
     for entry in entries:
         parts = entry.parts
-        if not DATASET_NAME_PATTERN.match(parts[0]):
+        if DatasetName.parse(parts[0]) is None:
             raise _not_a_model_zip(label, parts[0])
         if len(parts) == 1:
             if not entry.is_dir:
@@ -156,7 +161,9 @@ def install_model_zip(
             staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=results))
         except OSError as err:
             _remove_created(created)
-            raise ModelSharingError(f"Cannot create a staging folder in {results}: {err}. Nothing was installed.") from err
+            raise ModelSharingError(
+                f"Cannot create a staging folder in {results}: {err}. Nothing was installed."
+            ) from err
         try:
             log(f"Extracting {zip_path.name} ({len(entries)} entries) ...")
             extract_entries(archive, entries, staging, label, limits)
@@ -200,7 +207,9 @@ def _check_paths_are_folders(results: Path, layout: ZipLayout, label: str) -> No
         for depth in range(1, len(unit)):
             path = results.joinpath(*unit[:depth])
             if path.is_symlink() or (path.exists() and not path.is_dir()):
-                raise refuse(label, f"{path} is {'a link' if path.is_symlink() else 'a file'} where the zip needs a folder")
+                raise refuse(
+                    label, f"{path} is {'a link' if path.is_symlink() else 'a file'} where the zip needs a folder"
+                )
 
 
 def _check_free_space(results: Path, needed: int, label: str) -> None:
@@ -219,7 +228,7 @@ def _warn_ambiguous_ids(results: Path, layout: ZipLayout) -> None:
     if not results.is_dir():
         return
     for name in sorted({u[0] for u in layout.units}):
-        prefix = f"Dataset{parse_dataset_id(name):03d}_"
+        prefix = DatasetName.prefix(parse_dataset_id(name))
         others = sorted(p.name for p in results.iterdir() if p.name.startswith(prefix) and p.name != name)
         if others:
             logger.warning("nnUNet_results already has %s with the same id as %s: address the dataset by its full "
@@ -252,8 +261,8 @@ def _vet_staged(staging: Path, layout: ZipLayout, label: str, zip_name: str) -> 
     Errors name the file as ``<zip name>:<entry>`` (not the staging path, which is gone by then).
     """
     from autoseg.dataset.dataset_json import DatasetJson
-    from autoseg.inference.checkpoint_loading import load_checkpoint
-    from autoseg.planning.plans import Plans
+    from autoseg.network.checkpoint import load_checkpoint
+    from autoseg.plans.model import Plans
 
     try:
         for unit in layout.models:
@@ -293,12 +302,17 @@ def _vet_pickle(path: Path) -> None:
 
 def _unchanged_files(staging: Path, results: Path, files: Iterable[Unit]) -> list[Path]:
     """Dataset-level files that are already installed with the same content."""
-    return [results.joinpath(*u) for u in files
-            if results.joinpath(*u).is_file() and filecmp.cmp(staging.joinpath(*u), results.joinpath(*u), shallow=False)]
+    return [
+        results.joinpath(*u)
+        for u in files
+        if results.joinpath(*u).is_file() and filecmp.cmp(staging.joinpath(*u), results.joinpath(*u), shallow=False)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ moving
-def _move_into_place(staging: Path, results: Path, layout: ZipLayout, unchanged: list[Path], label: str) -> InstallResult:
+def _move_into_place(
+    staging: Path, results: Path, layout: ZipLayout, unchanged: list[Path], label: str
+) -> InstallResult:
     result = InstallResult(unchanged=list(unchanged))
     backups_root = staging / ".replaced"
     placed: list[tuple[Path, Path]] = []  # (installed path, its staging path)
@@ -319,7 +333,13 @@ def _move_into_place(staging: Path, results: Path, layout: ZipLayout, unchanged:
                 result.replaced.append(target)
             os.replace(source, target)
             placed.append((target, source))
-            kind = result.models if unit in layout.models else result.ensembles if unit in layout.ensembles else result.files
+            kind = (
+                result.models
+                if unit in layout.models
+                else result.ensembles
+                if unit in layout.ensembles
+                else result.files
+            )
             kind.append(target)
     except BaseException as err:  # also Ctrl+C: put everything back as it was
         _roll_back([*reversed(placed), *((b, t) for b, t in reversed(backups))])

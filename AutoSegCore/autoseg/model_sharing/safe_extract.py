@@ -133,7 +133,9 @@ def inspect_zip(archive: zipfile.ZipFile, label: str, limits: ExtractionLimits =
             raise refuse(label, f"entry {name!r} {problem}")
         key = "/".join(parts).casefold()
         if key in seen:
-            raise refuse(label, f"entry {name!r} appears twice (also as {seen[key]!r}); which copy to install is ambiguous")
+            raise refuse(
+                label, f"entry {name!r} appears twice (also as {seen[key]!r}); which copy to install is ambiguous"
+            )
         seen[key] = name
         total += info.file_size
         if total > limits.max_total_bytes:
@@ -225,10 +227,15 @@ def _copy_entry(archive: zipfile.ZipFile, entry: ZipEntry, target: Path, label: 
     except ModelSharingError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as err:
-        raise refuse(label, f"entry {entry.name!r} cannot be read ({type(err).__name__}: {err}); the archive is "
-                     f"corrupt or uses an unsupported compression") from err
+        raise refuse(
+            label,
+            f"entry {entry.name!r} cannot be read ({type(err).__name__}: {err}); the archive is "
+            f"corrupt or uses an unsupported compression",
+        ) from err
     except OSError as err:
-        raise ModelSharingError(f"Cannot write {target} while extracting {label}: {err}. Nothing was installed.") from err
+        raise ModelSharingError(
+            f"Cannot write {target} while extracting {label}: {err}. Nothing was installed."
+        ) from err
     return count
 
 

@@ -9,7 +9,7 @@ from autoseg.errors import PlanError
 from autoseg.network.ops import ALLOWED_OPS, resolve_op
 from autoseg.network.plain_unet import PlainConvUNet
 from autoseg.network.residual_unet import ResidualEncoderUNet
-from autoseg.planning.plans import ArchitecturePlan, ConfigurationPlan
+from autoseg.plans.model import ArchitecturePlan, ConfigurationPlan
 
 UNet = PlainConvUNet | ResidualEncoderUNet
 
@@ -25,13 +25,13 @@ NETWORK_CLASSES: dict[str, type[UNet]] = {
 _CALLER_ARGS = frozenset({"self", "input_channels", "num_classes", "deep_supervision"})
 
 
-def input_channels(dataset_json, configuration: ConfigurationPlan) -> int:  # noqa: ANN001 - DatasetJson
+def input_channels(dataset_json, configuration: ConfigurationPlan) -> int:
     """Image channels, plus one per foreground label for a cascade stage (the previous stage's one-hot)."""
     extra = len(dataset_json.foreground_labels) if configuration.previous_stage else 0
     return dataset_json.num_channels + extra
 
 
-def output_channels(dataset_json) -> int:  # noqa: ANN001 - DatasetJson
+def output_channels(dataset_json) -> int:
     """Segmentation heads: one per label (background included) or one per foreground region."""
     if dataset_json.has_regions:
         return len(dataset_json.foreground_regions)

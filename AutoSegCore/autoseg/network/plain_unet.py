@@ -12,7 +12,7 @@ from autoseg.network.blocks import IntOrSeq, LayerOps, per_stage
 from autoseg.network.decoder import UNetDecoder
 from autoseg.network.encoders import PlainConvEncoder
 from autoseg.network.initialization import init_he
-from autoseg.planning.feature_maps import plain_unet_feature_map_size
+from autoseg.plans.feature_maps import plain_unet_feature_map_size
 
 
 class PlainConvUNet(nn.Module):

@@ -12,7 +12,7 @@ from autoseg.network.blocks import IntOrSeq, LayerOps, per_stage
 from autoseg.network.decoder import UNetDecoder
 from autoseg.network.encoders import ResidualEncoder
 from autoseg.network.initialization import init_he, zero_last_norm_in_residual_branch
-from autoseg.planning.feature_maps import residual_encoder_unet_feature_map_size
+from autoseg.plans.feature_maps import residual_encoder_unet_feature_map_size
 
 
 class ResidualEncoderUNet(nn.Module):

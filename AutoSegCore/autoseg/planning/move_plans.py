@@ -16,7 +16,7 @@ from pathlib import Path
 
 from autoseg.errors import DatasetError, PlanError
 from autoseg.paths import Workspace
-from autoseg.planning.plans import ConfigurationPlan, InheritingConfiguration, Plans
+from autoseg.plans.model import ConfigurationPlan, InheritingConfiguration, Plans
 
 
 def renamed_data_identifier(identifier: str, source_plans: str, target_plans: str) -> str:
@@ -35,7 +35,9 @@ def _rename_configuration(
     if "data_identifier" not in configuration.overrides:
         return configuration
     overrides = dict(configuration.overrides)
-    overrides["data_identifier"] = renamed_data_identifier(str(overrides["data_identifier"]), source_plans, target_plans)
+    overrides["data_identifier"] = renamed_data_identifier(
+        str(overrides["data_identifier"]), source_plans, target_plans
+    )
     return replace(configuration, overrides=overrides)
 
 
@@ -58,11 +60,15 @@ def raw_dataset_reader_writer_name(raw_dataset_folder: Path) -> str:
     return names[0] if names else type(reader).__name__
 
 
-def transfer_plans(plans: Plans, target_dataset: str, source_plans: str, target_plans: str, reader_writer: str) -> Plans:
+def transfer_plans(
+    plans: Plans, target_dataset: str, source_plans: str, target_plans: str, reader_writer: str
+) -> Plans:
     """The source ``plans`` rewritten for ``target_dataset`` / ``target_plans`` (pure function)."""
     configurations = plans.configurations
     if target_plans != source_plans:
-        configurations = {name: _rename_configuration(c, source_plans, target_plans) for name, c in configurations.items()}
+        configurations = {
+            name: _rename_configuration(c, source_plans, target_plans) for name, c in configurations.items()
+        }
     return replace(plans, dataset_name=target_dataset, plans_name=target_plans,
                    image_reader_writer=reader_writer, configurations=configurations)
 
@@ -99,7 +105,8 @@ def move_plans_between_datasets(
     if target_file.exists() and not overwrite:
         raise PlanError(
             f"{target_file} already exists. Choose another target plans identifier with -tp (e.g. "
-            f"{source_plans}From{source_name.split('_')[0].removeprefix('Dataset')}), or pass --overwrite to replace it."
+            f"{source_plans}From{source_name.split('_')[0].removeprefix('Dataset')}), or pass --overwrite to "
+            f"replace it."
         )
     raw_folder = workspace.raw / target_name
     if not (raw_folder / "dataset.json").is_file():

@@ -17,8 +17,10 @@ import numpy as np
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import PlanError
 from autoseg.fingerprint.fingerprint import DatasetFingerprint
-from autoseg.planning.feature_maps import architecture_feature_map_size
-from autoseg.planning.plans import (
+from autoseg.planning.presets import PlannerSettings
+from autoseg.planning.topology import Topology, network_topology
+from autoseg.plans.feature_maps import architecture_feature_map_size
+from autoseg.plans.model import (
     CONV_OPS,
     INSTANCE_NORMS,
     ArchitecturePlan,
@@ -26,9 +28,10 @@ from autoseg.planning.plans import (
     InheritingConfiguration,
     Plans,
 )
-from autoseg.planning.presets import PlannerSettings
-from autoseg.planning.topology import Topology, network_topology
-from autoseg.preprocessing.normalization import leaves_pixels_outside_mask_at_zero, normalization_scheme_for_channel_name
+from autoseg.preprocessing.normalization import (
+    leaves_pixels_outside_mask_at_zero,
+    normalization_scheme_for_channel_name,
+)
 from autoseg.preprocessing.resampling import compute_new_shape
 
 logger = logging.getLogger(__name__)
@@ -137,7 +140,9 @@ def initial_patch_size(spacing: Sequence[float], median_shape: Sequence[float]) 
     return [min(round(p), m) for p, m in zip(scaled, median_shape[: len(spacing)])]
 
 
-def _shrink_one_step(spacing: Sequence[float], topology: Topology, median_shape: Sequence[float], min_edge: int) -> Topology:
+def _shrink_one_step(
+    spacing: Sequence[float], topology: Topology, median_shape: Sequence[float], min_edge: int
+) -> Topology:
     """Reduce the axis that is largest relative to the median shape by one divisibility step."""
     patch = list(topology.patch_size)
     axis = int(np.argsort([p / m for p, m in zip(patch, median_shape[: len(spacing)])])[-1])
@@ -163,7 +168,9 @@ def plan_configuration(
     topology = network_topology(spacing, initial_patch_size(spacing, median_shape), s.featuremap_min_edge_length)
     architecture = _architecture(ctx, topology, dim)
     estimate = _estimate(ctx, topology, architecture)
-    reference = (s.reference_val_2d if dim == 2 else s.reference_val_3d) * (s.gpu_memory_target_gb / s.reference_vram_gb)
+    reference = (s.reference_val_2d if dim == 2 else s.reference_val_3d) * (
+        s.gpu_memory_target_gb / s.reference_vram_gb
+    )
     ref_bs = s.reference_batch_size_2d if dim == 2 else s.reference_batch_size_3d
 
     def too_large(value: int) -> bool:
@@ -174,7 +181,9 @@ def plan_configuration(
         architecture = _architecture(ctx, topology, dim)
         estimate = _estimate(ctx, topology, architecture)
     batch_size = round((reference / estimate) * ref_bs)
-    coverage_cap = round(approximate_n_voxels_dataset * s.max_dataset_covered / np.prod(topology.patch_size, dtype=np.float64))
+    coverage_cap = round(
+        approximate_n_voxels_dataset * s.max_dataset_covered / np.prod(topology.patch_size, dtype=np.float64)
+    )
     batch_size = max(min(batch_size, coverage_cap), s.min_batch_size)
     return ConfigurationPlan(
         data_identifier=data_identifier,
@@ -243,10 +252,14 @@ def plan_experiment(
         [dataset_json.channel_names[str(i)] for i in range(dataset_json.num_channels)],
         fingerprint.median_relative_size_after_cropping,
     )
-    ctx = PlanningContext(settings, dataset_json.num_channels, len(dataset_json.labels), tuple(schemes), tuple(use_mask))
+    ctx = PlanningContext(
+        settings, dataset_json.num_channels, len(dataset_json.labels), tuple(schemes), tuple(use_mask)
+    )
     target = fullres_target_spacing(fingerprint, settings.anisotropy_threshold, overwrite_target_spacing)
     forward, backward = transpose_for_spacing(target)
-    new_shapes = [compute_new_shape(shape, sp, target) for sp, shape in zip(fingerprint.spacings, fingerprint.shapes_after_crop)]
+    new_shapes = [
+        compute_new_shape(shape, sp, target) for sp, shape in zip(fingerprint.spacings, fingerprint.shapes_after_crop)
+    ]
     median_shape = np.median(new_shapes, 0)[forward]
     spacing_t = target[forward]
     n_voxels = float(np.prod(median_shape, dtype=np.float64) * dataset_json.num_training)
@@ -266,12 +279,16 @@ def plan_experiment(
     if fullres is not None:
         configurations["3d_fullres"] = fullres
         if lowres is not None:
-            configurations["3d_cascade_fullres"] = InheritingConfiguration("3d_fullres", {"previous_stage": "3d_lowres"})
+            configurations["3d_cascade_fullres"] = InheritingConfiguration(
+                "3d_fullres", {"previous_stage": "3d_lowres"}
+            )
     return Plans(
         dataset_name=dataset_name,
         plans_name=settings.plans_name,
         original_median_spacing_after_transp=tuple(float(i) for i in np.median(fingerprint.spacings, 0)[forward]),
-        original_median_shape_after_transp=tuple(int(round(i)) for i in np.median(fingerprint.shapes_after_crop, 0)[forward]),
+        original_median_shape_after_transp=tuple(
+            int(round(i)) for i in np.median(fingerprint.shapes_after_crop, 0)[forward]
+        ),
         image_reader_writer=image_reader_writer,
         transpose_forward=tuple(forward),
         transpose_backward=tuple(backward),

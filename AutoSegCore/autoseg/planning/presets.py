@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoseg.errors import PlanError
-from autoseg.planning.plans import PLAIN_UNET_CLASS, RESENC_UNET_CLASS
+from autoseg.plans.model import PLAIN_UNET_CLASS, RESENC_UNET_CLASS
 
 
 @dataclass(frozen=True)

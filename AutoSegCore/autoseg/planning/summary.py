@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoseg.planning.plans import Plans
+from autoseg.plans.model import Plans
 
 #: Column titles of :func:`plans_summary_rows`.
 SUMMARY_COLUMNS = ("configuration", "spacing", "patch size", "batch", "stages", "median size")

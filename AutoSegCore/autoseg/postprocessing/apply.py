@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from autoseg.errors import PostprocessingError
@@ -22,10 +22,10 @@ from autoseg.postprocessing.folder_settings import (
     segmentation_names,
 )
 from autoseg.postprocessing.steps import PostprocessingStep, apply_steps
+from autoseg.typing import ProgressCallback
 from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 logger = logging.getLogger(__name__)
-ProgressCallback = Callable[[int, int], None]
 
 
 def postprocess_file(

@@ -13,6 +13,7 @@ full-size output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -49,7 +50,7 @@ def bounding_box(mask: np.ndarray) -> BoundingBox | None:
     if rows.size == 0:
         return None
     start, stop = int(rows[0]), int(rows[-1]) + 1
-    rest = mask[start:stop].any(axis=0)  # a second pass, over the occupied slab only
+    rest = cast(np.ndarray, mask[start:stop].any(axis=0))  # a second pass, over the occupied slab only
     box = [slice(start, stop)]
     for axis in range(rest.ndim):
         hits = np.flatnonzero(rest.any(axis=tuple(a for a in range(rest.ndim) if a != axis)))

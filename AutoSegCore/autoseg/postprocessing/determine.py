@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,17 @@ from autoseg.evaluation.summary import CaseMetrics, EvaluationSummary, load_summ
 from autoseg.imageio.base import ImageReaderWriter
 from autoseg.postprocessing.apply import apply_postprocessing_to_folder
 from autoseg.postprocessing.files import save_postprocessing, step_to_json
-from autoseg.postprocessing.folder_settings import DatasetSource, PlansSource, resolve_settings, segmentation_names
+from autoseg.postprocessing.folder_settings import (
+    DatasetSource,
+    PlansSource,
+    resolve_settings,
+    segmentation_names,
+)
 from autoseg.postprocessing.steps import PostprocessingStep, apply_steps
+from autoseg.typing import ProgressCallback
 from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 logger = logging.getLogger(__name__)
-ProgressCallback = Callable[[int, int], None]
 
 POSTPROCESSED_FOLDER = "postprocessed"
 SUMMARY_FILE = "summary.json"

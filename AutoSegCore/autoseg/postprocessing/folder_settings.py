@@ -20,7 +20,7 @@ from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import PostprocessingError
 from autoseg.imageio.base import ImageReaderWriter
 from autoseg.imageio.registry import reader_writer_class_by_name, reader_writer_for_dataset_folder
-from autoseg.planning.plans import Plans
+from autoseg.plans.model import Plans
 from autoseg.utils.files import read_json, save_json
 
 logger = logging.getLogger(__name__)

@@ -44,7 +44,10 @@ def sample_class_locations(
     starts = np.r_[0, boundaries]
     ends = np.r_[boundaries, values.size]
     ranges = {int(sorted_values[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
-    return {key: _pick(key, ranges, sorted_coordinates, rng, min_num_samples, min_percent_coverage, seg.ndim) for key in keys}
+    return {
+        key: _pick(key, ranges, sorted_coordinates, rng, min_num_samples, min_percent_coverage, seg.ndim)
+        for key in keys
+    }
 
 
 def _pick(
@@ -81,5 +84,5 @@ def classes_to_sample(
     """What to collect locations for: labels (or regions), plus everything annotated when an ignore label exists."""
     wanted: list[int | tuple[int, ...]] = list(foreground_regions if has_regions else foreground_labels)
     if ignore_label is not None:
-        wanted.append(tuple([-1, *all_labels]))
+        wanted.append((-1, *all_labels))
     return wanted

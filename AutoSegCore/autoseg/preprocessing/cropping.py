@@ -94,10 +94,10 @@ def crop_to_nonzero(
     bbox = bounding_box(mask)
     spatial = bounding_box_to_slice(bbox)
     inside = mask[spatial][None]
-    data = data[(slice(None), *spatial)]
+    data = data[(slice(None),) + spatial]
     if seg is None:
         return data, np.where(inside, np.int8(0), np.int8(nonzero_label)), bbox
-    seg = seg[(slice(None), *spatial)].copy()
+    seg = seg[(slice(None),) + spatial].copy()
     seg[(seg == 0) & ~inside] = nonzero_label
     return data, seg, bbox
 

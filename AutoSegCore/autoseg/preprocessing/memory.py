@@ -26,7 +26,9 @@ def header_voxels_and_spacing(path: Path) -> tuple[int, list[float]] | None:
     return int(math.prod(size)), list(reader.GetSpacing())[::-1]
 
 
-def case_peak_bytes(image_files: Sequence[Path], label_file: Path | None, target_spacing: Sequence[float] | None) -> float:
+def case_peak_bytes(
+    image_files: Sequence[Path], label_file: Path | None, target_spacing: Sequence[float] | None
+) -> float:
     """Bytes one worker needs at peak for this case (an upper estimate)."""
     channels = len(image_files) + (1 if label_file is not None else 0)
     info = header_voxels_and_spacing(image_files[0])

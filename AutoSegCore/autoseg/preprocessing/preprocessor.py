@@ -21,15 +21,16 @@ from autoseg.dataset.cases import TrainingCase, training_cases
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import PreprocessingError
 from autoseg.imageio.registry import reader_writer_class_by_name
-from autoseg.planning.plans import ConfigurationPlan, Plans
+from autoseg.plans.model import ConfigurationPlan, Plans
 from autoseg.preprocessing import storage
-from autoseg.preprocessing.memory import case_peak_bytes
 from autoseg.preprocessing.class_locations import classes_to_sample, sample_class_locations
 from autoseg.preprocessing.cropping import crop_to_nonzero
+from autoseg.preprocessing.memory import case_peak_bytes
 from autoseg.preprocessing.normalization import normalize
-from autoseg.preprocessing.resampling import compute_new_shape, resample_data_or_seg_to_shape
+from autoseg.preprocessing.resampling import ResamplingSettings, compute_new_shape, resample_to_shape
+from autoseg.typing import ProgressCallback
 from autoseg.utils.files import atomic_path, load_json, save_json
-from autoseg.utils.parallel import ProgressCallback, choose_num_workers, run_tasks
+from autoseg.utils.parallel import choose_num_workers, run_tasks
 
 logger = logging.getLogger(__name__)
 SETTINGS_FILE = ".preprocessing_settings.json"
@@ -79,10 +80,12 @@ def preprocess_case(
             data[c], configuration.normalization_schemes[c], seg[0] if seg is not None else None,
             configuration.use_mask_for_norm[c], intensity[str(c)],
         )
-    data = resample_data_or_seg_to_shape(data, new_shape, original_spacing, target_spacing, **configuration.resampling_fn_data_kwargs)
+    data = resample_to_shape(data, new_shape, original_spacing, target_spacing,
+                             ResamplingSettings.from_plan(configuration.resampling_fn_data_kwargs))
     if seg is None:
         return data, None, properties
-    seg = resample_data_or_seg_to_shape(seg, new_shape, original_spacing, target_spacing, **configuration.resampling_fn_seg_kwargs)
+    seg = resample_to_shape(seg, new_shape, original_spacing, target_spacing,
+                            ResamplingSettings.from_plan(configuration.resampling_fn_seg_kwargs))
     if not sample_locations:
         return data, seg, properties
     wanted = classes_to_sample(
@@ -193,7 +196,9 @@ def preprocess_dataset(
         for path in storage.case_files(output_folder, identifier):
             path.unlink(missing_ok=True)
     if todo:
-        target = [configuration.spacing[plans.transpose_backward[i]] for i in range(3)] if not configuration.is_2d else None
+        target = (
+            [configuration.spacing[plans.transpose_backward[i]] for i in range(3)] if not configuration.is_2d else None
+        )
         peak = max(case_peak_bytes(c.images, c.label, target) for c in todo)
         workers = choose_num_workers(num_processes, peak, len(todo))
         arguments = [(c, output_folder, plans, configuration, dataset_json) for c in todo]
@@ -212,7 +217,11 @@ def copy_ground_truth(raw_folder: Path, preprocessed_folder: Path) -> None:
     for identifier, case in training_cases(raw_folder, dataset_json).items():
         target = target_folder / f"{identifier}{dataset_json.file_ending}"
         source_stat = case.label.stat()
-        if target.is_file() and target.stat().st_size == source_stat.st_size and target.stat().st_mtime_ns >= source_stat.st_mtime_ns:
+        if (
+            target.is_file()
+            and target.stat().st_size == source_stat.st_size
+            and target.stat().st_mtime_ns >= source_stat.st_mtime_ns
+        ):
             continue
         with atomic_path(target) as tmp:
             shutil.copy2(case.label, tmp)

@@ -19,10 +19,11 @@ exact ties), except that the nearest-neighbour label wins when it shares the top
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import ndimage
@@ -33,6 +34,30 @@ ShapeLike = Sequence[int] | np.ndarray
 SpacingLike = Sequence[float] | np.ndarray
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ResamplingSettings:
+    """How one kind of array is resampled: the plans' ``resampling_fn_{data,seg,probabilities}_kwargs``.
+
+    ``force_separate_z`` None applies nnU-Net's rule (separate z when a spacing is anisotropic beyond
+    ``separate_z_anisotropy_threshold``); note nnU-Net's function default is False, its plans pass None.
+    """
+
+    is_seg: bool = False
+    order: int = 3
+    order_z: int = 0
+    force_separate_z: bool | None = False
+    separate_z_anisotropy_threshold: float = ANISO_THRESHOLD
+
+    @classmethod
+    def from_plan(cls, kwargs: Mapping[str, Any], **defaults: Any) -> ResamplingSettings:
+        """From a plan's kwargs dict (``defaults`` fill keys it lacks); ValueError names an unknown key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"unknown resampling option(s) {unknown}; known: {sorted(known)}")
+        return cls(**{**defaults, **kwargs})
 
 
 def compute_new_shape(old_shape: ShapeLike, old_spacing: SpacingLike, new_spacing: SpacingLike) -> np.ndarray:
@@ -177,7 +202,8 @@ class _LabelScorer:
     def _crop_and_region(self, box: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...] | None]:
         """Input crop (box plus one voxel, at least 3 long) and the output voxels whose stencil can
         touch the box; None when there are none."""
-        crop, region = [], []
+        crop: list[slice] = []
+        region: list[slice] = []
         for sl, n, cc in zip(box, self.seg.shape, self.coords):
             lo, hi = max(sl.start - 1, 0), min(sl.stop + 1, n)
             if hi - lo < 3:
@@ -207,8 +233,8 @@ def resample_data_or_seg_to_spacing(
     Note nnU-Net's default ``force_separate_z=False``; its plans pass None (apply the rule).
     """
     new_shape = compute_new_shape(np.asarray(data).shape[1:], current_spacing, new_spacing)
-    return resample_data_or_seg_to_shape(data, new_shape, current_spacing, new_spacing, is_seg, order, order_z,
-                                         force_separate_z, separate_z_anisotropy_threshold, num_threads)
+    settings = ResamplingSettings(is_seg, order, order_z, force_separate_z, separate_z_anisotropy_threshold)
+    return resample_to_shape(data, new_shape, current_spacing, new_spacing, settings, num_threads)
 
 
 def resample_data_or_seg_to_shape(
@@ -223,35 +249,40 @@ def resample_data_or_seg_to_shape(
     separate_z_anisotropy_threshold: float = ANISO_THRESHOLD,
     num_threads: int = 1,
 ) -> np.ndarray:
+    """nnU-Net's function of this name, with its keyword arguments (see :func:`resample_to_shape`)."""
+    settings = ResamplingSettings(is_seg, order, order_z, force_separate_z, separate_z_anisotropy_threshold)
+    return resample_to_shape(data, new_shape, current_spacing, new_spacing, settings, num_threads)
+
+
+def resample_to_shape(data: np.ndarray, new_shape: ShapeLike, current_spacing: SpacingLike,
+                      new_spacing: SpacingLike, settings: ResamplingSettings, num_threads: int = 1) -> np.ndarray:
     """Resample (c, z, y, x) ``data`` to ``new_shape``; the spacings only choose separate-z.
 
     Covers images (order 3), segmentations (``is_seg``, order 1) and, at export, probabilities or
     logits (order 1). Returns ``data`` itself when the shape does not change, else a new array of
-    ``data.dtype``. Note nnU-Net's default ``force_separate_z=False``; its plans pass None.
+    ``data.dtype``.
     """
     data = np.asarray(data)
-    do_separate_z, axis = determine_do_sep_z_and_axis(force_separate_z, current_spacing, new_spacing,
-                                                      separate_z_anisotropy_threshold)
-    return resample_data_or_seg(data, new_shape, is_seg, axis, order, do_separate_z, order_z,
-                                num_threads=num_threads)
+    do_separate_z, axis = determine_do_sep_z_and_axis(settings.force_separate_z, current_spacing, new_spacing,
+                                                      settings.separate_z_anisotropy_threshold)
+    return resample_data_or_seg(data, new_shape, settings, axis, do_separate_z, num_threads=num_threads)
 
 
 def resample_data_or_seg(
     data: np.ndarray,
     new_shape: ShapeLike,
-    is_seg: bool = False,
+    settings: ResamplingSettings = ResamplingSettings(),
     axis: int | None = None,
-    order: int = 3,
     do_separate_z: bool = False,
-    order_z: int = 0,
     dtype_out: np.dtype | type | None = None,
     num_threads: int = 1,
 ) -> np.ndarray:
     """Resample every channel of (c, z, y, x) ``data`` to ``new_shape``.
 
-    With ``do_separate_z`` the slices across ``axis`` are resized in-plane with ``order`` and then
-    combined along ``axis`` with ``order_z`` (nearest neighbour for 0).
+    With ``do_separate_z`` the slices across ``axis`` are resized in-plane with ``settings.order`` and
+    then combined along ``axis`` with ``settings.order_z`` (nearest neighbour for 0).
     """
+    is_seg, order, order_z = settings.is_seg, settings.order, settings.order_z
     if data.ndim != 4:
         raise ValueError(f"data must be (c, z, y, x), got shape {data.shape}")
     new_shape = tuple(int(s) for s in new_shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,7 +22,11 @@ PROPERTIES_SUFFIX = ".json"
 
 def case_files(folder: Path, identifier: str) -> tuple[Path, Path, Path]:
     """Data, segmentation and properties paths of one preprocessed case."""
-    return folder / f"{identifier}{DATA_SUFFIX}", folder / f"{identifier}{SEG_SUFFIX}", folder / f"{identifier}{PROPERTIES_SUFFIX}"
+    return (
+        folder / f"{identifier}{DATA_SUFFIX}",
+        folder / f"{identifier}{SEG_SUFFIX}",
+        folder / f"{identifier}{PROPERTIES_SUFFIX}",
+    )
 
 
 def save_case(folder: Path, identifier: str, data: np.ndarray, seg: np.ndarray, properties: dict[str, Any]) -> None:
@@ -39,7 +43,7 @@ def load_case(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Read one case; arrays are memory-mapped read-only unless ``mmap`` is False."""
     data_file, seg_file, properties_file = case_files(folder, identifier)
-    mode = "r" if mmap else None
+    mode: Literal["r"] | None = "r" if mmap else None
     properties = json.loads(properties_file.read_text(encoding="utf-8"))
     return np.load(data_file, mmap_mode=mode), np.load(seg_file, mmap_mode=mode), properties
 

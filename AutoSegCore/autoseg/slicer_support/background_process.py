@@ -9,6 +9,7 @@ POSIX, ``taskkill /T`` on Windows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -159,7 +160,5 @@ class BackgroundProcess:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoseg.errors import AutoSegError
-from autoseg.paths import Workspace
+from autoseg.paths import ModelFolderName, Workspace
+from autoseg.training.settings import TrainingSettings
+from autoseg.utils.progress_stream import STREAM_NAME
 
 ENTRY_MODULE = ("-m", "autoseg.cli.main")
-PROGRESS_FILE_NAME = "progress.jsonl"  # what the trainer writes into each fold folder
 BASE_ENVIRONMENT = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
 PathLike = str | os.PathLike[str]
 
@@ -84,7 +85,7 @@ def _positive(value: float | int | None, what: str) -> None:
 
 def model_folder_name(trainer: str, plans: str, configuration: str) -> str:
     """``<trainer>__<plans>__<configuration>``, the results sub-folder of one model."""
-    return f"{trainer}__{plans}__{configuration}"
+    return str(ModelFolderName(trainer, plans, configuration))
 
 
 def plan_and_preprocess_command(ws: Workspace, dataset_id: int | str, configurations: Sequence[str] | None = None,
@@ -114,8 +115,7 @@ def train_command(ws: Workspace, dataset: str | int, configuration: str, fold: s
                   epochs: int | None = None, resume: bool = False, save_npz: bool = True,
                   iterations_per_epoch: int | None = None) -> AutoSegCommand:
     """``autoseg train DATASET CONFIG FOLD``; its progress file is the fold folder's ``progress.jsonl``."""
-    _positive(epochs, "The number of epochs")
-    _positive(iterations_per_epoch, "The number of iterations per epoch")
+    TrainingSettings().with_options(epochs, iterations_per_epoch)  # the checks the trainer would make
     name = ws.dataset_name(dataset)
     fold_text = _fold_text(fold)
     args = ["train", name, configuration, fold_text, "-tr", trainer, "-p", plans, "-device", device]
@@ -130,7 +130,7 @@ def train_command(ws: Workspace, dataset: str | int, configuration: str, fold: s
     args.append("--no_pbar")  # progress comes from progress.jsonl; bars would flood the log
     progress = ws.results / name / model_folder_name(trainer, plans, configuration) / f"fold_{fold_text}"
     action = "Resuming" if resume else "Training"
-    return _command(ws, args, f"{action} {configuration} fold {fold_text} of {name}", progress / PROGRESS_FILE_NAME)
+    return _command(ws, args, f"{action} {configuration} fold {fold_text} of {name}", progress / STREAM_NAME)
 
 
 def find_best_command(ws: Workspace, dataset: str | int, configurations: Sequence[str], folds: Sequence[int | str],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoseg.training.progress_stream import read_events
+from autoseg.utils.progress_stream import read_events
 
 HEAD_BYTES = 256
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError
-from autoseg.paths import DATASET_NAME_PATTERN
+from autoseg.paths import DatasetName, ModelFolderName
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def format_folds(folds: Sequence[str | int]) -> str:
 
 
 def _split_model_name(name: str) -> tuple[str, str, str] | None:
-    parts = name.split("__")
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+    model = ModelFolderName.parse(name)
+    return (model.trainer, model.plans, model.configuration) if model else None
 
 
 def _is_model_folder(folder: Path) -> bool:
@@ -125,7 +125,7 @@ def model_info(folder: str | Path, checkpoint: str = "checkpoint_final.pth") -> 
     plans = _read_plans(folder)
     trainer, plans_name, configuration = names
     parent = folder.parent.name
-    dataset_name = parent if DATASET_NAME_PATTERN.match(parent) else str(plans.get("dataset_name") or parent)
+    dataset_name = parent if DatasetName.parse(parent) is not None else str(plans.get("dataset_name") or parent)
     labels = {name: (list(value) if isinstance(value, tuple) else value) for name, value in dataset_json.labels.items()}
     return ModelInfo(
         folder=folder, dataset_name=dataset_name, trainer=trainer, plans=plans_name, configuration=configuration,

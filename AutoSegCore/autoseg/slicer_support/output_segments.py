@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from autoseg.slicer_support.colors import segment_colors, terminology_for_name
+from autoseg.imageio.segment_colors import segment_colors, terminology_for_name
 
 BACKGROUND = "background"
 

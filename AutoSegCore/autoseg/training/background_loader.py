@@ -181,7 +181,7 @@ def _worker_main(payload: bytes, worker: int, num_workers: int, start: int, out:
             if not _put(out, item, stop, parent):
                 return
             index += num_workers
-    except BaseException as e:  # noqa: BLE001 - everything is reported to the main process
+    except BaseException as e:
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         if "No space left on device" in text:
             text += SHARED_MEMORY_HINT

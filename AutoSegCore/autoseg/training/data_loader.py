@@ -59,7 +59,9 @@ class TrainingBatchLoader:
             raise ValueError(f"patch_size must have 2 or 3 entries, got {list(patch_size)}")
         initial = patch_size if initial_patch_size is None or transforms is None else initial_patch_size
         if len(initial) != len(patch_size) or any(i < p for i, p in zip(initial, patch_size)):
-            raise ValueError(f"initial_patch_size {list(initial)} must cover patch_size {list(patch_size)} on every axis")
+            raise ValueError(
+                f"initial_patch_size {list(initial)} must cover patch_size {list(patch_size)} on every axis"
+            )
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.patch_size = tuple(int(p) for p in patch_size)

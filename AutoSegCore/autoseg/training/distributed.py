@@ -9,9 +9,7 @@ on the CPU the processes use Gloo (useful to test a set-up without GPUs).
 
 from __future__ import annotations
 
-import os
-import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -52,13 +50,13 @@ class _GatherWithGrad(torch.autograd.Function):
     """all_gather that passes gradients back to each rank's own slice."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         gathered = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, tensor.contiguous())
         return torch.stack(gathered)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous()
         dist.all_reduce(grad)
         return grad[dist.get_rank()]
@@ -80,46 +78,3 @@ def check_distributed_request(num_gpus: int, device: torch.device) -> None:
         raise AutoSegError("-num_gpus > 1 is not available on MPS; use one device.")
     if not dist.is_available():
         raise AutoSegError("This PyTorch build has no torch.distributed: -num_gpus > 1 is not possible.")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def train_fold_distributed(job, world_size: int, resume: bool, validate_only: bool, use_best: bool):  # noqa: ANN001
-    """Run :func:`autoseg.training.run_fold.train_fold` in ``world_size`` processes; returns rank 0's summary."""
-    import torch.multiprocessing as mp
-
-    from autoseg.evaluation.summary import load_summary
-
-    check_distributed_request(world_size, job.device)
-    port = _free_port()
-    try:
-        mp.spawn(_worker, args=(world_size, port, job, resume, validate_only, use_best), nprocs=world_size, join=True)
-    except mp.ProcessRaisedException as err:  # the failing rank's error, without the spawn machinery around it
-        lines = [line for line in str(err).strip().splitlines() if line.strip()]
-        raise AutoSegError(f"Distributed training failed: {lines[-1] if lines else err}") from None
-    return load_summary(job.fold_folder / "validation" / "summary.json")
-
-
-def _worker(rank: int, world_size: int, port: int, job, resume: bool, validate_only: bool, use_best: bool) -> None:  # noqa: ANN001
-    import logging
-
-    from autoseg.training.run_fold import train_fold
-
-    if rank == 0:  # a spawned process starts without the CLI's logging set-up
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    cuda = torch.device(job.device).type == "cuda"
-    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world_size)
-    try:
-        if cuda:
-            torch.cuda.set_device(rank)
-            job = replace(job, device=torch.device("cuda", rank))
-        else:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
-        train_fold(job, resume, validate_only, use_best, ranks=Ranks(rank, world_size))
-    finally:
-        dist.destroy_process_group()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,34 +19,34 @@ import torch
 from autoseg.evaluation.folders import evaluate_with_dataset
 from autoseg.evaluation.summary import EvaluationSummary
 from autoseg.imageio.registry import reader_writer_class_by_name
-from autoseg.inference.checkpoint_loading import clean_state_dict
 from autoseg.inference.export import (
-    resample_channels,
     export_logits,
     probabilities_from_logits,
+    resample_channels,
     segmentation_from_probabilities,
 )
 from autoseg.inference.model_folder import FoldWeights, ModelFolder
 from autoseg.inference.predict_folder import outputs_exist, write_probabilities
 from autoseg.inference.predictor import PredictionSettings, Predictor
+from autoseg.network.checkpoint import clean_state_dict
 from autoseg.preprocessing import storage
 from autoseg.training.distributed import Ranks
 from autoseg.training.fold_split import fold_cases
 from autoseg.training.job import TrainingJob
 from autoseg.training.preprocessed_dataset import PreprocessedDataset
+from autoseg.typing import CaseProgressCallback
 from autoseg.utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
 #: progress(done, total, case identifier)
-CaseProgress = Callable[[int, int, str], None]
 
 
 def validate_fold(
     job: TrainingJob,
     network_weights: dict[str, torch.Tensor],
     mirror_axes: tuple[int, ...] | None,
-    progress: CaseProgress | None = None,
+    progress: CaseProgressCallback | None = None,
     continue_: bool = False,
     ranks: Ranks = Ranks(),
 ) -> EvaluationSummary | None:
@@ -135,7 +133,9 @@ def _save_for_next_stage(job: TrainingJob, stage: str, identifier: str, logits: 
     shape = np.load(data_file, mmap_mode="r").shape[1:]
     spacing = [float(s) for s in job.configuration.spacing]
     resampled = resample_channels(logits, shape, spacing, spacing, job.configuration, torch.get_num_threads())
-    segmentation = segmentation_from_probabilities(probabilities_from_logits(resampled, job.dataset_json), job.dataset_json)
+    segmentation = segmentation_from_probabilities(
+        probabilities_from_logits(resampled, job.dataset_json), job.dataset_json
+    )
     target = job.model_folder / "predicted_next_stage" / stage / f"{identifier}.npy"
     with atomic_path(target, ".npy") as tmp:
         np.save(tmp, segmentation.astype(np.int16 if segmentation.max(initial=0) > 127 else np.int8))

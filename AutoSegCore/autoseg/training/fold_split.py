@@ -16,11 +16,11 @@ import numpy as np
 
 from autoseg.dataset.splits import SPLIT_SEED, create_splits_file
 from autoseg.errors import DatasetError
+from autoseg.typing import Fold
 
 logger = logging.getLogger(__name__)
 
 SPLITS_FILE = "splits_final.json"
-Fold = int | str
 
 
 def fold_cases(preprocessed_dataset: Path, identifiers: Sequence[str], fold: Fold) -> tuple[list[str], list[str]]:

@@ -16,12 +16,11 @@ import torch
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, PlanError
 from autoseg.network.build import input_channels, output_channels
-from autoseg.paths import Workspace
-from autoseg.planning.plans import ConfigurationPlan, Plans
+from autoseg.paths import ModelFolderName, Workspace
+from autoseg.plans.model import ConfigurationPlan, Plans
 from autoseg.training.settings import DEFAULT_TRAINER, TrainingSettings
+from autoseg.typing import Fold
 from autoseg.utils.files import atomic_path
-
-Fold = int | str
 
 
 @dataclass
@@ -84,7 +83,9 @@ class TrainingJob:
         if not plans_file.is_file():
             present = sorted(p.stem for p in preprocessed.glob("*Plans*.json"))
             hint = f" Plans found: {', '.join(present)} (choose with -p)." if present else ""
-            raise PlanError(f"{plans_file} does not exist.{hint} Create it with `autoseg plan_and_preprocess -d {dataset}`.")
+            raise PlanError(
+                f"{plans_file} does not exist.{hint} Create it with `autoseg plan_and_preprocess -d {dataset}`."
+            )
         plans = Plans.load(plans_file)
         if configuration not in plans.configuration_names:
             raise PlanError(
@@ -94,9 +95,14 @@ class TrainingJob:
         dataset_json = DatasetJson.load(preprocessed / "dataset.json")
         job = cls(
             preprocessed_dataset=preprocessed,
-            model_folder=workspace.results_dataset(dataset) / f"{trainer_name}__{plans_name}__{configuration}",
-            plans=plans, configuration_name=configuration, fold=fold, dataset_json=dataset_json,
-            trainer_name=trainer_name, **options,
+            model_folder=workspace.results_dataset(dataset)
+            / str(ModelFolderName(trainer_name, plans_name, configuration)),
+            plans=plans,
+            configuration_name=configuration,
+            fold=fold,
+            dataset_json=dataset_json,
+            trainer_name=trainer_name,
+            **options,
         )
         config = job.configuration
         if not job.data_folder.is_dir():
@@ -106,7 +112,7 @@ class TrainingJob:
             )
         if config.previous_stage and job.previous_stage_folder is None:
             job.previous_stage_folder = (workspace.results_dataset(dataset)
-                                         / f"{trainer_name}__{plans_name}__{config.previous_stage}"
+                                         / str(ModelFolderName(trainer_name, plans_name, config.previous_stage))
                                          / "predicted_next_stage" / configuration)
         return job
 

@@ -53,7 +53,9 @@ class SoftDiceLoss(nn.Module):
             sum_pred = (x * loss_mask).sum(axes, dtype=torch.float32)
         if self.batch_dice:
             if self.gather is not None:
-                intersect, sum_pred, sum_gt = (self.gather(t).sum(0, dtype=torch.float32) for t in (intersect, sum_pred, sum_gt))
+                intersect, sum_pred, sum_gt = (
+                    self.gather(t).sum(0, dtype=torch.float32) for t in (intersect, sum_pred, sum_gt)
+                )
             intersect, sum_pred, sum_gt = (t.sum(0, dtype=torch.float32) for t in (intersect, sum_pred, sum_gt))
         dice = (2 * intersect + self.smooth) / (sum_gt + sum_pred + float(self.smooth)).clamp_min(1e-8)
         return -dice.mean()

@@ -33,7 +33,7 @@ class SamplingLabels:
         return (-1, *self.all_labels)
 
     @classmethod
-    def from_dataset_json(cls, dataset_json) -> SamplingLabels:  # noqa: ANN001 - autoseg.dataset.DatasetJson
+    def from_dataset_json(cls, dataset_json) -> SamplingLabels:
         return cls(tuple(int(v) for v in dataset_json.all_labels), dataset_json.ignore_label is not None)
 
 
@@ -99,6 +99,7 @@ def choose_bbox(
     if selected is None:
         lower = [int(rng.randint(lbs[d], ubs[d] + 1)) for d in range(dim)]
     else:
+        assert class_locations is not None  # ``selected`` only comes from class_locations
         voxels = class_locations[selected]
         voxel = voxels[rng.choice(len(voxels))]
         lower = [max(lbs[d], int(voxel[d + 1]) - crop[d] // 2) for d in range(dim)]

@@ -113,7 +113,7 @@ class _ConvolutionWithBf16Backward(torch.autograd.Function):
     """A float32 convolution whose input and weight gradients are computed in bfloat16."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):  # noqa: ANN001
+    def forward(ctx, x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
         ctx.save_for_backward(x, weight)
         ctx.options = (stride, padding, dilation, transposed, output_padding, groups)
         ctx.has_bias = bias is not None
@@ -121,7 +121,7 @@ class _ConvolutionWithBf16Backward(torch.autograd.Function):
                                           groups)
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001
+    def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False]
         grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from autoseg.errors import AutoSegError
+from autoseg.paths import ModelFolderName
 from autoseg.preprocessing import storage
 from autoseg.preprocessing.preprocessor import class_locations_from_json
 
@@ -125,7 +126,8 @@ class PreprocessedDataset:
             previous = previous[0]
         if tuple(previous.shape) != tuple(shape):
             raise AutoSegError(
-                f"The previous stage prediction of case {identifier!r} in {self.previous_stage_folder} has shape {tuple(previous.shape)}, "
+                f"The previous stage prediction of case {identifier!r} in {self.previous_stage_folder} has shape "
+                f"{tuple(previous.shape)}, "
                 f"but the preprocessed case {identifier!r} in {self.folder} has shape {tuple(shape)}: it was made "
                 f"for other preprocessed data. {_previous_stage_hint(self.previous_stage_folder)}"
             )
@@ -187,9 +189,9 @@ def _previous_stage_hint(folder: Path) -> str:
     dataset, lowres = ("DATASET", "3d_lowres")
     if len(parts) >= 3 and parts[-2] == "predicted_next_stage":
         dataset = parts[-4] if len(parts) >= 4 else dataset
-        fields = parts[-3].split("__")
-        if len(fields) == 3:
-            lowres = fields[2]
+        model = ModelFolderName.parse(parts[-3])
+        if model is not None:
+            lowres = model.configuration
     return (
         f"These predictions are written by the final validation of the {lowres} model: run "
         f"`autoseg train {dataset} {lowres} FOLD` for every fold (0 1 2 3 4), or `autoseg train {dataset} {lowres} "

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from autoseg.errors import AutoSegError
-from autoseg.inference.checkpoint_loading import clean_state_dict, load_checkpoint
+from autoseg.network.checkpoint import clean_state_dict, load_checkpoint
 
 HEAD_MARKER = ".seg_layers."
 
@@ -21,7 +21,7 @@ def load_pretrained_weights(network: torch.nn.Module, path: str | Path) -> None:
     if not path.is_file():
         raise AutoSegError(f"-pretrained_weights {path} does not exist.")
     raw = load_checkpoint(path)
-    source = clean_state_dict(raw["network_weights"] if "network_weights" in raw else raw)
+    source = clean_state_dict(raw.get("network_weights", raw))
     target = network.state_dict()
     body = [k for k in target if HEAD_MARKER not in k]
     missing = [k for k in body if k not in source]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from autoseg.errors import AutoSegError
 
 DEFAULT_TRAINER = "nnUNetTrainer"
+MIRRORING = ("all", "none", "first_two")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,31 @@ class TrainingSettings:
     #: (``onlyMirror01``: axes 0 and 1 in 3D, axis 0 in 2D, as nnU-Net).
     mirroring: str = "all"
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings no training can run with, naming the command-line option."""
+        at_least = (("num_epochs", "--epochs", 1), ("iterations_per_epoch", "--iterations_per_epoch", 1),
+                    ("val_iterations", "--val_iterations", 0), ("save_every", "save_every", 1))
+        for name, option, minimum in at_least:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                what = "must be positive" if minimum == 1 else "must be 0 or more"
+                raise AutoSegError(f"{option} {what}, got {value}.")
+        for name in ("initial_lr", "grad_clip_norm"):
+            if not getattr(self, name) > 0:
+                raise AutoSegError(f"{name} must be positive, got {getattr(self, name)}.")
+        if not 0.0 <= self.oversample_foreground_percent <= 1.0:
+            raise AutoSegError(f"oversample_foreground_percent must be in [0, 1], got "
+                               f"{self.oversample_foreground_percent}.")
+        if self.mirroring not in MIRRORING:
+            raise AutoSegError(f"mirroring must be one of {', '.join(MIRRORING)}, got {self.mirroring!r}.")
+
+    def with_options(self, epochs: int | None = None, iterations_per_epoch: int | None = None,
+                     val_iterations: int | None = None, seed: int | None = None) -> TrainingSettings:
+        """These settings with the command-line overrides that were given (None: keep), validated."""
+        changes = {"num_epochs": epochs, "iterations_per_epoch": iterations_per_epoch,
+                   "val_iterations": val_iterations, "seed": seed}
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def mirror_axes_for(settings: TrainingSettings, dim: int) -> tuple[int, ...] | None:

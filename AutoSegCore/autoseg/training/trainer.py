@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from autoseg.errors import AutoSegError
+from autoseg.network import checkpoint as checkpoints
 from autoseg.network.build import build_network
-from autoseg.training import checkpoint as checkpoints
+from autoseg.preprocessing.storage import list_cases
 from autoseg.training.augmentation import build_training_transforms, build_validation_transforms
 from autoseg.training.augmentation_params import configure_spatial_augmentation
 from autoseg.training.background_loader import BackgroundLoader, default_num_workers
@@ -40,17 +41,20 @@ from autoseg.training.precision import choose_precision
 from autoseg.training.preprocessed_dataset import PreprocessedDataset
 from autoseg.training.pretrained import load_pretrained_weights
 from autoseg.training.progress_plot import plot_progress
-from autoseg.training.progress_stream import STREAM_NAME, ProgressStream, eta_seconds
 from autoseg.training.run_log import RunLog
-from autoseg.training.settings import mirror_axes_for
 from autoseg.training.schedule import build_optimizer, poly_lr, set_learning_rate
+from autoseg.training.settings import mirror_axes_for
 from autoseg.training.training_log import TrainingLog, pseudo_dice
-from autoseg.preprocessing.storage import list_cases
 from autoseg.utils.parallel import available_cpus
+from autoseg.utils.progress_stream import STREAM_NAME, ProgressStream, eta_seconds
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FINAL, CHECKPOINT_LATEST, CHECKPOINT_BEST = "checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth"
+CHECKPOINT_FINAL, CHECKPOINT_LATEST, CHECKPOINT_BEST = (
+    "checkpoint_final.pth",
+    "checkpoint_latest.pth",
+    "checkpoint_best.pth",
+)
 #: ``--c`` continues from the first of these that exists (nnU-Net's order).
 RESUME_ORDER = (CHECKPOINT_FINAL, CHECKPOINT_LATEST, CHECKPOINT_BEST)
 #: The progress stream gets at most one iteration event per this many seconds.
@@ -110,13 +114,13 @@ class Trainer:
         """The module the training step calls: ``torch.compile``d when enabled (checked on first use)."""
         wanted = self.job.compile
         if wanted is None:
-            flag = os.environ.get("nnUNet_compile", "true").lower() in ("1", "true", "t", "yes")
+            flag = os.environ.get("nnUNet_compile", "true")  # noqa: SIM112 - nnU-Net's variable name.lower() in ("1", "true", "t", "yes")
             wanted = flag and self.device.type == "cuda" and sys.platform != "win32"
         if not wanted:
             return self.network
         try:
             return torch.compile(self.network)
-        except Exception as err:  # noqa: BLE001 - any compile problem: train eagerly
+        except Exception as err:
             self.log(f"torch.compile is not available ({type(err).__name__}: {err}); training eagerly.")
             return self.network
 
@@ -161,13 +165,27 @@ class Trainer:
         self.num_workers = workers
         if self.ranks.is_main:
             write_debug_json(
-                job.fold_folder / "debug.json", trainer_name=job.trainer_name, plans=job.plans.plans_name,
-                configuration=job.configuration_name, fold=job.fold, settings=self.settings, device=self.device,
-                precision=self.precision.name, precision_scheme=self.precision.description, compile=self._compiled, num_workers=workers,
-                batch_size=config.batch_size, patch_size=config.patch_size, augmentation=self.augmentation,
-                deep_supervision_scales=self.ds_scales, training_cases=train_ids, validation_cases=val_ids,
-                preprocessed_data=job.data_folder, previous_stage_folder=job.previous_stage_folder,
-                world_size=self.ranks.world_size, batch_size_per_rank=batch_size,
+                job.fold_folder / "debug.json",
+                trainer_name=job.trainer_name,
+                plans=job.plans.plans_name,
+                configuration=job.configuration_name,
+                fold=job.fold,
+                settings=self.settings,
+                device=self.device,
+                precision=self.precision.name,
+                precision_scheme=self.precision.description,
+                compile=self._compiled,
+                num_workers=workers,
+                batch_size=config.batch_size,
+                patch_size=config.patch_size,
+                augmentation=self.augmentation,
+                deep_supervision_scales=self.ds_scales,
+                training_cases=train_ids,
+                validation_cases=val_ids,
+                preprocessed_data=job.data_folder,
+                previous_stage_folder=job.previous_stage_folder,
+                world_size=self.ranks.world_size,
+                batch_size_per_rank=batch_size,
             )
         pin = self.device.type == "cuda"
         return (BackgroundLoader(train, workers, pin_memory=pin),
@@ -189,11 +207,9 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         """Restore weights, optimizer, grad scaler, log, best EMA and the next epoch from a checkpoint."""
-        raw = checkpoints.load_training_checkpoint(path)
+        raw = checkpoints.load_checkpoint(path)
         try:
-            from autoseg.inference.checkpoint_loading import clean_state_dict
-
-            self.network.load_state_dict(clean_state_dict(raw["network_weights"]))
+            self.network.load_state_dict(checkpoints.clean_state_dict(raw["network_weights"]))
             self.optimizer.load_state_dict(raw["optimizer_state"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise AutoSegError(
@@ -258,7 +274,7 @@ class Trainer:
             return self._forward(data)
         except (KeyboardInterrupt, torch.OutOfMemoryError):
             raise
-        except Exception as err:  # noqa: BLE001 - a compile failure shows up at the first call
+        except Exception as err:
             self.log(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                      f"continuing without compilation.")
             self._compiled = False

@@ -68,7 +68,7 @@ def _to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def save_json(obj: Any, path: str | os.PathLike[str], indent: int = 4, sort_keys: bool = False) -> None:
+def save_json(obj: Any, path: str | os.PathLike[str], indent: int | None = 4, sort_keys: bool = False) -> None:
     """Write ``obj`` (numpy scalars/arrays and tuples allowed) as JSON, atomically."""
     text = json.dumps(_to_jsonable(obj), indent=indent, sort_keys=sort_keys)
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import psutil
 
 from autoseg.errors import AutoSegError
+from autoseg.typing import ProgressCallback
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-ProgressCallback = Callable[[int, int], None]
 
 #: Fraction of the currently available RAM that worker estimates may use together.
 RAM_SAFETY_FRACTION = 0.7
@@ -36,7 +36,9 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def choose_num_workers(requested: int | None, peak_bytes_per_task: float | None = None, num_tasks: int | None = None) -> int:
+def choose_num_workers(
+    requested: int | None, peak_bytes_per_task: float | None = None, num_tasks: int | None = None
+) -> int:
     """Workers to start: ``requested`` (or all CPUs) capped by CPUs, free RAM and the number of tasks."""
     cpus = available_cpus()
     workers = cpus if requested is None else max(1, int(requested))
@@ -48,7 +50,7 @@ def choose_num_workers(requested: int | None, peak_bytes_per_task: float | None 
         limits["tasks"] = max(1, num_tasks)
     capped = min(workers, *limits.values())
     if requested is not None and capped < requested:
-        reason = min(limits, key=limits.get)
+        reason = min(limits, key=limits.__getitem__)
         logger.info("Using %d worker(s) instead of %d (limited by %s).", capped, requested, reason)
     return capped
 

@@ -9,7 +9,9 @@ from tqdm import tqdm
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None = None, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(
+    description: str, total: int | None = None, enabled: bool = True
+) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``progress(done, total)`` callback that drives a tqdm bar."""
     bar = tqdm(desc=description, total=total, disable=not enabled, unit="case", dynamic_ncols=True)
 

@@ -24,7 +24,8 @@ GlobalKey = tuple[str, str]
 
 def _numpy_globals() -> dict[GlobalKey, Any]:
     """numpy's array/scalar reconstruction functions and dtype classes, under every module name
-    numpy 1.x and 2.x pickle them with."""
+    numpy 1.x and 2.x pickle them with (scalars in nnU-Net's ``_best_ema`` and logging lists, arrays in
+    case properties)."""
     allowed: dict[GlobalKey, Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
     for module_name in ("numpy.core.multiarray", "numpy._core.multiarray"):
         for attribute in ("_reconstruct", "scalar"):
@@ -41,9 +42,13 @@ def _numpy_globals() -> dict[GlobalKey, Any]:
     return allowed
 
 
+#: The one allow-list of numpy globals: the restricted unpickler below and ``torch.load`` of checkpoints
+#: (:func:`autoseg.network.checkpoint.load_checkpoint`) accept these and nothing else from numpy.
+NUMPY_GLOBALS: dict[GlobalKey, Any] = _numpy_globals()
+
 #: What nnU-Net's case-properties pickles need: numpy arrays/scalars and plain containers.
 PROPERTIES_GLOBALS: dict[GlobalKey, Any] = {
-    **_numpy_globals(),
+    **NUMPY_GLOBALS,
     ("collections", "OrderedDict"): OrderedDict,
     ("builtins", "tuple"): tuple,
     ("builtins", "list"): list,
@@ -58,7 +63,7 @@ class _AllowListUnpickler(pickle.Unpickler):
         self._allowed = allowed
         self._source = source
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle API
+    def find_class(self, module: str, name: str) -> Any:
         try:
             return self._allowed[(module, name)]
         except KeyError:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from autoseg.errors import VisualizationError
 from autoseg.paths import Workspace
+from autoseg.typing import ProgressCallback
 from autoseg.visualization.overlay import DEFAULT_ALPHA, save_overlay_png
-
-Progress = Callable[[int, int], None]
 
 
 def _raw_case_overlay(image_file: str, seg_file: str, reader_name: str, output_file: str, alpha: float) -> str:
@@ -49,7 +48,7 @@ def overlays_from_raw(
     num_processes: int | None = None,
     channel_index: int = 0,
     alpha: float = DEFAULT_ALPHA,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[Path]:
     """Overlay PNGs of every training case of the raw dataset; returns the files written."""
     _check_alpha(alpha)
@@ -87,11 +86,11 @@ def overlays_from_preprocessed(
     configuration: str | None = None,
     plans_identifier: str = "nnUNetPlans",
     alpha: float = DEFAULT_ALPHA,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[Path]:
     """Overlay PNGs of every preprocessed case of a configuration (default 3d_fullres, else 2d)."""
     _check_alpha(alpha)
-    from autoseg.planning.plans import Plans
+    from autoseg.plans.model import Plans
     from autoseg.preprocessing.storage import list_cases
 
     dataset_folder = workspace.preprocessed_dataset(dataset)
@@ -102,9 +101,12 @@ def overlays_from_preprocessed(
     cases = list_cases(folder) if folder.is_dir() else []
     if not cases:
         nnunet_files = folder.is_dir() and (any(folder.glob("*.b2nd")) or any(folder.glob("*.npz")))
-        hint = (" It holds nnU-Net's preprocessed format; re-run `autoseg preprocess` or plot the raw data with "
-                "--use_raw." if nnunet_files else
-                f" Run `autoseg preprocess -d {dataset} -c {configuration}` first, or plot the raw data with --use_raw.")
+        hint = (
+            " It holds nnU-Net's preprocessed format; re-run `autoseg preprocess` or plot the raw data with --use_raw."
+            if nnunet_files
+            else f" Run `autoseg preprocess -d {dataset} -c {configuration}` first, or plot the raw data with "
+            f"--use_raw."
+        )
         raise VisualizationError(f"No preprocessed {configuration} cases in {folder}.{hint}")
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,9 @@ def _check_alpha(alpha: float) -> None:
         raise VisualizationError(f"The overlay intensity (opacity) must be between 0 and 1, got {alpha}.")
 
 
-def _run(function: Callable[..., str], tasks: list[tuple], num_processes: int | None, progress: Progress | None) -> list[Path]:
+def _run(
+    function: Callable[..., str], tasks: list[tuple], num_processes: int | None, progress: ProgressCallback | None
+) -> list[Path]:
     from autoseg.utils.parallel import choose_num_workers, run_tasks
 
     workers = choose_num_workers(num_processes, num_tasks=len(tasks))

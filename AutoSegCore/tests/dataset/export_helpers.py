@@ -10,8 +10,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
-from autoseg.slicer_support.geometry import Geometry, apply_geometry, ijk_to_lps_matrix
-from autoseg.slicer_support.segmentation_file import write_segmentation_file
+from autoseg.imageio.ras_geometry import Geometry, apply_geometry, ijk_to_lps_matrix
+from autoseg.imageio.segmentation_file import write_segmentation_file
 
 SHAPE = (10, 14, 12)  # (k, j, i)
 

@@ -97,7 +97,7 @@ def make_dataset(
 
 def crash_on_marked_cases(index: int, files: Any, ctx: Any, marker_dir: str | None = None) -> Any:
     """A case-check worker that kills its own process for cases named ``crash*`` (as a segfault would)."""
-    from autoseg.dataset.integrity_checks import run_case
+    from autoseg.dataset.integrity.image_checks import run_case
 
     if files.identifier.startswith("crash"):
         if marker_dir is not None:

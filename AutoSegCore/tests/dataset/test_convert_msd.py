@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from autoseg.cli import convert_datasets
-from autoseg.dataset.convert_msd import convert_msd_dataset
+from autoseg.dataset.convert.msd import convert_msd_dataset
 from autoseg.errors import AutoSegError, DatasetError
 
 SPATIAL_SIZE_XYZ = (8, 9, 10)

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from autoseg.cli import convert_datasets
-from autoseg.dataset.convert_old_nnunet import convert_old_nnunet_dataset
+from autoseg.dataset.convert.old_nnunet import convert_old_nnunet_dataset
 from autoseg.errors import DatasetError
 
 V1_JSON = {

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from autoseg.dataset.dataset_json import DatasetJson, dataset_json_problems
+from autoseg.dataset.dataset_json import DatasetJson
+from autoseg.dataset.json_rules import structure_problems
 from autoseg.errors import DatasetError
 
 
@@ -34,7 +35,7 @@ def test_valid_plain_labels() -> None:
 
 def test_legacy_modality_key_is_accepted() -> None:
     raw = valid(channel_names=None, modality={"0": "CT"})
-    assert dataset_json_problems(raw) == []
+    assert structure_problems(raw) == []
     assert DatasetJson.from_dict(raw).channel_names == {"0": "CT"}
 
 
@@ -82,7 +83,7 @@ def test_regions_and_ignore() -> None:
     ],
 )
 def test_each_problem_is_described(raw: Any, expected: str) -> None:
-    problems = dataset_json_problems(raw)
+    problems = structure_problems(raw)
     assert any(expected in p for p in problems), problems
     with pytest.raises(DatasetError, match="malformed"):
         DatasetJson.from_dict(raw)
@@ -90,7 +91,7 @@ def test_each_problem_is_described(raw: Any, expected: str) -> None:
 
 def test_all_problems_are_listed_at_once() -> None:
     raw = valid(numTraining="x", file_ending="nii", labels={"background": 0, "a": 3})
-    problems = dataset_json_problems(raw)
+    problems = structure_problems(raw)
     assert len(problems) == 3, problems
     with pytest.raises(DatasetError) as raised:
         DatasetJson.from_dict(raw, source=Path("/x/dataset.json"))

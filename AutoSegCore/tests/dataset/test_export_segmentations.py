@@ -22,20 +22,20 @@ from export_helpers import (
     write_case,
     write_volume,
 )
+from external_test_data import HIPPOCAMPUS
 
-from autoseg.dataset.export_segmentations import (
+from autoseg.dataset.export.segmentations import (
     ExportCase,
     find_cases_in_folder,
     plan_export,
     write_export,
 )
-from autoseg.dataset.integrity import verify_dataset_integrity
+from autoseg.dataset.integrity.verify import verify_dataset_integrity
 from autoseg.errors import DatasetError
-from autoseg.slicer_support.geometry import LPS_TO_RAS, ijk_to_lps_matrix
-from autoseg.slicer_support.segmentation_file import write_segmentation_file
+from autoseg.imageio.ras_geometry import LPS_TO_RAS, ijk_to_lps_matrix
+from autoseg.imageio.segmentation_file import write_segmentation_file
 
 NAMES = {1: "Liver", 2: "Tumor"}
-HIPPOCAMPUS = Path("/work/shared/data/Hippocampus")
 
 
 def export(cases, raw: Path, ending: str = ".nii.gz", **kwargs) -> Path:
@@ -242,7 +242,7 @@ def test_real_hippocampus_cases_round_trip(tmp_path: Path) -> None:
         image_file = HIPPOCAMPUS / "imagesTr" / f"{case}_0000.nii.gz"
         label = sitk.ReadImage(str(HIPPOCAMPUS / "labelsTr" / f"{case}.nii.gz"))
         seg = tmp_path / f"{case}.seg.nrrd"
-        from autoseg.slicer_support.geometry import geometry_of_image
+        from autoseg.imageio.ras_geometry import geometry_of_image
 
         write_segmentation_file(seg, sitk.GetArrayFromImage(label), geometry_of_image(label), names)
         cases.append(ExportCase(case, [image_file], seg))

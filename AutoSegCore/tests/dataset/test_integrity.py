@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from external_test_data import TEST_DATA as DATA
 from integrity_helpers import (
     crash_on_marked_cases,
     image_array,
@@ -20,18 +21,16 @@ from integrity_helpers import (
     write_image,
 )
 
-from autoseg.dataset.integrity import (
+from autoseg.dataset.integrity.image_checks import CheckContext
+from autoseg.dataset.integrity.layout_checks import CaseFiles
+from autoseg.dataset.integrity.verify import (
     IntegrityReport,
     Problem,
     check_cases,
     check_dataset_or_raise,
     verify_dataset_integrity,
 )
-from autoseg.dataset.integrity_checks import CheckContext
-from autoseg.dataset.integrity_layout import CaseFiles
 from autoseg.errors import DatasetError
-
-DATA = Path("/work/shared/data")
 
 
 @pytest.fixture()

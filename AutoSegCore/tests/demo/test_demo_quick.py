@@ -83,12 +83,12 @@ def test_rerun_reuses_everything_and_other_settings_are_refused(demo_run, capsys
 
 
 def test_an_interrupted_training_continues(demo_run, capsys) -> None:
-    from autoseg.training.checkpoint import load_training_checkpoint, save_checkpoint
+    from autoseg.network.checkpoint import load_checkpoint, save_checkpoint
 
     root, _, _ = demo_run
     fold = root / MODEL / "fold_0"
     # what a run killed during its only epoch leaves: checkpoint_latest of epoch 0, no final, no validation
-    checkpoint = load_training_checkpoint(fold / "checkpoint_final.pth")
+    checkpoint = load_checkpoint(fold / "checkpoint_final.pth")
     checkpoint["current_epoch"] = 0
     save_checkpoint(checkpoint, fold / "checkpoint_latest.pth")
     (fold / "checkpoint_final.pth").unlink()
@@ -99,6 +99,6 @@ def test_an_interrupted_training_continues(demo_run, capsys) -> None:
     # what came after the training is redone for the new weights, not reused
     assert "Determining postprocessing" in out and "already predicted" not in out
     assert (fold / "checkpoint_final.pth").is_file() and not (fold / "checkpoint_latest.pth").exists()
-    assert load_training_checkpoint(fold / "checkpoint_final.pth")["current_epoch"] == 1
+    assert load_checkpoint(fold / "checkpoint_final.pth")["current_epoch"] == 1
     assert (fold / "validation" / "summary.json").is_file()
     assert LAST_LINE.match(_last_line(out))

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from autoseg.demo.layout import DemoPaths
 from autoseg.demo.pipeline import remove_demo_files
 from autoseg.demo.report import final_line
 from autoseg.demo.settings import (
@@ -17,7 +18,6 @@ from autoseg.demo.settings import (
     default_settings,
     quick_settings,
 )
-from autoseg.demo.layout import DemoPaths
 from autoseg.demo.stages import ensure_dataset
 from autoseg.errors import AutoSegError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from autoseg.dataset.integrity import verify_dataset_integrity
+from autoseg.dataset.integrity.verify import verify_dataset_integrity
 from autoseg.demo.dataset import DemoDatasetSpec, write_demo_dataset
 from autoseg.demo.phantom import INTENSITY, LABELS, PhantomSettings, phantom_case
 from autoseg.errors import AutoSegError

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from ensemble_cases import random_probabilities, read, write_prediction_folder
 
 from autoseg.ensembling.crossval import ensemble_crossvalidations
 from autoseg.errors import EnsembleError
-from ensemble_cases import random_probabilities, read, write_prediction_folder
 
 SPLIT = {0: ["c1", "c3"], 1: ["c2", "c4"]}
 

@@ -8,12 +8,20 @@ import pickle
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from ensemble_cases import (
+    DIRECTION,
+    ORIGIN,
+    REGIONS,
+    SPACING,
+    random_probabilities,
+    read,
+    write_prediction_folder,
+)
 
 from autoseg.cli.main import main
 from autoseg.ensembling.ensemble import average_probabilities, ensemble_folders
 from autoseg.ensembling.output_folder import rebuilt_folder
 from autoseg.errors import EnsembleError
-from ensemble_cases import DIRECTION, ORIGIN, REGIONS, SPACING, random_probabilities, read, write_prediction_folder
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from test_model_folder import PLANS
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.inference.cpu_graph import TracedNetworks
 from autoseg.inference.export import export_logits
 from autoseg.network import build_network
-from autoseg.planning.plans import ArchitecturePlan, Plans
-from test_model_folder import PLANS
+from autoseg.plans.model import ArchitecturePlan, Plans
 
 LABELS = DatasetJson.from_dict({"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 1, "b": 2},
                                 "numTraining": 1, "file_ending": ".nii.gz"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,8 @@ import pytest
 import torch
 
 from autoseg.errors import ModelFolderError
-from autoseg.inference.checkpoint_loading import clean_state_dict, load_checkpoint
 from autoseg.inference.model_folder import available_folds, open_model_folder
+from autoseg.network.checkpoint import clean_state_dict, load_checkpoint
 
 PLANS = {
     "dataset_name": "Dataset001_Test", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1, 1],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from selection_cases import CASES, DATASET, add_model, make_workspace
 
 from autoseg.errors import EvaluationError, ModelFolderError
 from autoseg.model_selection.accumulate_crossval import (
@@ -12,7 +13,6 @@ from autoseg.model_selection.accumulate_crossval import (
     crossval_folder_name,
     reference_folder,
 )
-from selection_cases import CASES, DATASET, add_model, make_workspace
 
 
 @pytest.fixture

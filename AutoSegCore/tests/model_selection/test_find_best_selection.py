@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from selection_cases import CASES, DATASET, add_model, copy_model, environment, make_workspace
 
 from autoseg.cli.main import main
 from autoseg.model_selection.instructions import command_lines
-from selection_cases import CASES, DATASET, add_model, copy_model, environment, make_workspace
 
 ENSEMBLE = "ensemble___nnUNetTrainer__nnUNetPlans__2d___nnUNetTrainer__nnUNetPlans__3d_fullres___0_1"
 NNUNET_INFORMATION_KEYS = {"folds", "dataset_name_or_id", "considered_models", "ensembling_allowed", "all_results",

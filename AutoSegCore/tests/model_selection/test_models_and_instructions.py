@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
+from selection_cases import CASES, DATASET, add_model, make_workspace
 
 from autoseg.evaluation.summary import EvaluationSummary
 from autoseg.model_selection.find_best import CandidateResult, ensemble_name, pick_best
@@ -17,7 +17,6 @@ from autoseg.model_selection.models import (
     previous_stage_of,
     select_models,
 )
-from selection_cases import CASES, DATASET, add_model, make_workspace
 
 A = TrainedModel("nnUNetTrainer", "nnUNetPlans", "2d")
 B = TrainedModel("nnUNetTrainer", "nnUNetPlans", "3d_fullres")

@@ -15,9 +15,9 @@ import torch
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.network.build import build_network
+from autoseg.network.checkpoint import init_args
 from autoseg.paths import Workspace
-from autoseg.planning.plans import Plans
-from autoseg.training.checkpoint import init_args
+from autoseg.plans.model import Plans
 
 DATASET_NAME = "Dataset777_Tiny"
 MODEL = "nnUNetTrainer__nnUNetPlans__3d_fullres"

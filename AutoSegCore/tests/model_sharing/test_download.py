@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from model_sharing_helpers import DATASET_NAME, MODEL, make_results, set_workspace_env
 
 from autoseg.cli.main import main as autoseg_main
 from autoseg.errors import ModelSharingError
@@ -15,7 +16,6 @@ from autoseg.model_sharing.download import download_and_install
 from autoseg.model_sharing.export_zip import ExportRequest, export_model_to_zip
 from autoseg.model_sharing.safe_extract import ExtractionLimits
 from autoseg.paths import Workspace
-from model_sharing_helpers import DATASET_NAME, MODEL, make_results, set_workspace_env
 
 
 @pytest.fixture(scope="module")

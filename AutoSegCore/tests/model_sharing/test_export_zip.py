@@ -5,11 +5,6 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-
-from autoseg.cli.main import main as autoseg_main
-from autoseg.errors import ModelSharingError
-from autoseg.model_sharing.export_zip import ExportRequest, export_model_to_zip, plan_export
-from autoseg.paths import Workspace
 from model_sharing_helpers import (
     DATASET_NAME,
     ENSEMBLE_EXPORTED,
@@ -20,6 +15,11 @@ from model_sharing_helpers import (
     set_workspace_env,
     zip_names,
 )
+
+from autoseg.cli.main import main as autoseg_main
+from autoseg.errors import ModelSharingError
+from autoseg.model_sharing.export_zip import ExportRequest, export_model_to_zip, plan_export
+from autoseg.paths import Workspace
 
 
 @pytest.fixture()

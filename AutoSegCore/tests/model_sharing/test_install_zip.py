@@ -19,13 +19,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
-from autoseg.cli.main import main as autoseg_main
-from autoseg.errors import ModelSharingError
-from autoseg.model_sharing.export_zip import ExportRequest, export_model_to_zip
-from autoseg.model_sharing.install_zip import STAGING_PREFIX, install_model_zip
-from autoseg.model_sharing.safe_extract import ExtractionLimits
-from autoseg.paths import Workspace
 from model_sharing_helpers import (
     DATASET_NAME,
     MODEL,
@@ -34,6 +27,13 @@ from model_sharing_helpers import (
     tree_snapshot,
     write_input_case,
 )
+
+from autoseg.cli.main import main as autoseg_main
+from autoseg.errors import ModelSharingError
+from autoseg.model_sharing.export_zip import ExportRequest, export_model_to_zip
+from autoseg.model_sharing.install_zip import STAGING_PREFIX, install_model_zip
+from autoseg.model_sharing.safe_extract import ExtractionLimits
+from autoseg.paths import Workspace
 
 PREFIX = f"{DATASET_NAME}/{MODEL}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoseg.planning.plans import PLAIN_UNET_CLASS, RESENC_UNET_CLASS, ArchitecturePlan
+from autoseg.plans.model import PLAIN_UNET_CLASS, RESENC_UNET_CLASS, ArchitecturePlan
 
 #: n_blocks_per_stage of nnU-Net's ResEnc presets (the planner truncates to n_stages).
 RESENC_BLOCKS = (1, 3, 4, 6, 6, 6, 6, 6)

@@ -13,8 +13,8 @@ from autoseg.errors import PlanError
 from autoseg.network import PlainConvUNet, ResidualEncoderUNet, build_network, network_class
 from autoseg.network.blocks import BasicResidualBlock
 from autoseg.network.build import NETWORK_CLASSES
-from autoseg.planning.feature_maps import architecture_feature_map_size
-from autoseg.planning.plans import ArchitecturePlan
+from autoseg.plans.feature_maps import architecture_feature_map_size
+from autoseg.plans.model import ArchitecturePlan
 
 
 def with_kwargs(plan: ArchitecturePlan, **changes: object) -> ArchitecturePlan:

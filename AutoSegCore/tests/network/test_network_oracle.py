@@ -16,8 +16,8 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
 from autoseg.network import build_network
-from autoseg.planning.feature_maps import architecture_feature_map_size
-from autoseg.planning.plans import ArchitecturePlan
+from autoseg.plans.feature_maps import architecture_feature_map_size
+from autoseg.plans.model import ArchitecturePlan
 
 pytestmark = pytest.mark.oracle
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from autoseg.planning.plans import Plans
+from autoseg.plans.model import Plans
 from autoseg.planning.summary import SUMMARY_COLUMNS, format_plans_summary, plans_summary_rows
-
 from tests.planning.test_move_plans import SOURCE_PLANS
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
+from pp_cases import DIRECTION, ORIGIN, SPACING, folder_bytes, make_folders, read_seg, spurious_blobs_case
 
 from autoseg.errors import PostprocessingError
 from autoseg.postprocessing import PostprocessingStep, apply_postprocessing_to_folder, save_postprocessing
-from pp_cases import DIRECTION, ORIGIN, SPACING, folder_bytes, make_folders, read_seg, spurious_blobs_case
 
 
 def test_applies_steps_and_keeps_geometry(tmp_path: Path) -> None:

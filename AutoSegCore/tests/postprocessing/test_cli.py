@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pp_cases import make_folders, read_seg, separate_component_case
 
 from autoseg.cli.main import main
-from pp_cases import make_folders, read_seg, separate_component_case
 
 
 def test_determine_then_apply_with_pkl_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

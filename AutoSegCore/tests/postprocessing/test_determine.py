@@ -8,6 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pp_cases import (
+    REGION_LABELS,
+    folder_bytes,
+    make_folders,
+    read_seg,
+    separate_component_case,
+    spurious_blobs_case,
+)
 
 from autoseg.errors import AutoSegError, PostprocessingError
 from autoseg.evaluation import load_summary
@@ -16,14 +24,6 @@ from autoseg.postprocessing import (
     determine_postprocessing,
     format_postprocessing_table,
     load_postprocessing,
-)
-from pp_cases import (
-    REGION_LABELS,
-    folder_bytes,
-    make_folders,
-    read_seg,
-    separate_component_case,
-    spurious_blobs_case,
 )
 
 

@@ -3,10 +3,9 @@ masks, bounding boxes, cropped data and segmentations (values and dtype), and th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from external_test_data import TEST_DATA as DATA
 
 from autoseg.preprocessing.cropping import (
     bounding_box,
@@ -21,8 +20,6 @@ from autoseg.preprocessing.cropping import (
 pytestmark = pytest.mark.oracle
 nn_cropping = pytest.importorskip("nnunetv2.preprocessing.cropping.cropping")
 acvl_boxes = pytest.importorskip("acvl_utils.cropping_and_padding.bounding_boxes")
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def blob_with_holes(shape: tuple[int, ...], channels: int, seed: int) -> np.ndarray:

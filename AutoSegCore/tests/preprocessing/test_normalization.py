@@ -3,10 +3,9 @@ bit for bit, for contiguous and strided (cropped) inputs of several dtypes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from external_test_data import TEST_DATA as DATA
 
 from autoseg.preprocessing.cropping import crop_to_nonzero, nonzero_mask
 from autoseg.preprocessing.normalization import (
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.oracle
 nn_schemes = pytest.importorskip("nnunetv2.preprocessing.normalization.default_normalization_schemes")
 nn_mapping = pytest.importorskip("nnunetv2.preprocessing.normalization.map_channel_name_to_normalization")
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 CT_PROPS = {"mean": 41.7, "std": 312.25, "percentile_00_5": -968.0, "percentile_99_5": 1203.5,
             "median": 30.0, "min": -1024.0, "max": 3071.0}
 

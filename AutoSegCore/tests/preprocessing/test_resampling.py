@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from external_test_data import TEST_DATA as DATA
 from scipy import ndimage
 
 from autoseg.preprocessing import resampling as ours
@@ -15,8 +14,6 @@ from autoseg.preprocessing.cropping import crop_to_nonzero
 pytestmark = pytest.mark.oracle
 nn = pytest.importorskip("nnunetv2.preprocessing.resampling.default_resampling")
 bg_utils = pytest.importorskip("batchgenerators.augmentations.utils")
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 DATA_KW = {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None}  # nnU-Net plans: images
 SEG_KW = {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None}  # segmentations

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from autoseg.slicer_support.dependencies import (
     PROTECTED_PACKAGES,

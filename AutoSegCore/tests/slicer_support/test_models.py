@@ -152,7 +152,7 @@ def test_import_is_cheap():
     import subprocess
 
     code = ("import sys, autoseg.slicer_support.models, autoseg.slicer_support.commands, "
-            "autoseg.slicer_support.colors, autoseg.slicer_support.training_monitor, "
+            "autoseg.imageio.segment_colors, autoseg.slicer_support.training_monitor, "
             "autoseg.slicer_support.prediction_monitor, autoseg.slicer_support.run_queue; "
             "print(sorted(m for m in ('torch', 'numpy', 'SimpleITK', 'slicer', 'qt', 'vtk') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

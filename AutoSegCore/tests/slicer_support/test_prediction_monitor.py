@@ -13,7 +13,7 @@ from autoseg.cli.main import main as autoseg_main
 from autoseg.inference.progress_file import PredictionProgressFile
 from autoseg.slicer_support.commands import predict_command
 from autoseg.slicer_support.prediction_monitor import PredictionMonitor
-from autoseg.training.progress_stream import iterate_events
+from autoseg.utils.progress_stream import iterate_events
 
 _ARCHITECTURE = {
     "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
@@ -55,8 +55,8 @@ def _tiny_model(folder: Path) -> Path:
 
     from autoseg.dataset.dataset_json import DatasetJson
     from autoseg.network.build import build_network
-    from autoseg.planning.plans import Plans
-    from autoseg.training.checkpoint import init_args
+    from autoseg.network.checkpoint import init_args
+    from autoseg.plans.model import Plans
 
     plans = Plans.from_dict(PLANS)
     torch.manual_seed(0)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from autoseg.training.progress_stream import ProgressStream
 from autoseg.slicer_support.training_monitor import TrainingMonitor, format_duration
+from autoseg.utils.progress_stream import ProgressStream
 
 
 class Clock:

@@ -10,6 +10,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from external_test_data import HIPPOCAMPUS
 
 from autoseg.errors import AutoSegError
 from autoseg.preprocessing import storage
@@ -28,7 +29,6 @@ from autoseg.training.patch_sampling import (
 )
 from autoseg.training.preprocessed_dataset import PreprocessedDataset
 
-HIPPOCAMPUS = Path("/work/shared/data/Hippocampus")
 LABELS = SamplingLabels((0, 1, 2))
 LOWRES = "nnUNetTrainer__nnUNetPlans__3d_lowres"
 

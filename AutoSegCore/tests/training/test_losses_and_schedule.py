@@ -11,7 +11,13 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
 from autoseg.errors import AutoSegError
-from autoseg.training.losses import DiceBCELoss, DiceCELoss, build_loss, deep_supervision_scales, deep_supervision_weights
+from autoseg.training.losses import (
+    DiceBCELoss,
+    DiceCELoss,
+    build_loss,
+    deep_supervision_scales,
+    deep_supervision_weights,
+)
 from autoseg.training.schedule import build_optimizer, poly_lr
 from autoseg.training.settings import mirror_axes_for, settings_for_trainer
 

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from autoseg.errors import AutoSegError
-from autoseg.training.losses import build_loss
 from autoseg.training import precision as precision_module
+from autoseg.training.losses import build_loss
 from autoseg.training.precision import DESCRIPTIONS, PRECISIONS, choose_precision, cpu_has_native_bf16
 
 

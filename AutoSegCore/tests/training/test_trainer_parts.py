@@ -92,7 +92,7 @@ def test_ddp_batch_too_small_for_the_ranks():
 
 def _tiny_network(out_channels: int) -> torch.nn.Module:
     from autoseg.network.build import build_network
-    from autoseg.planning.plans import ArchitecturePlan
+    from autoseg.plans.model import ArchitecturePlan
 
     kwargs = {"n_stages": 2, "features_per_stage": [4, 8], "conv_op": "torch.nn.modules.conv.Conv3d",
               "kernel_sizes": [[3, 3, 3]] * 2, "strides": [[1, 1, 1], [2, 2, 2]], "n_conv_per_stage": [1, 1],

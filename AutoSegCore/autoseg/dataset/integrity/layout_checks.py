@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoseg.dataset import json_rules
 from autoseg.dataset.cases import CHANNEL_SUFFIX, resolve_dataset_path, strip_ending
-from autoseg.dataset.dataset_json import DatasetJson, dataset_json_problems
-from autoseg.dataset.integrity_report import Problem, error, warning
+from autoseg.dataset.dataset_json import DatasetJson
+from autoseg.dataset.integrity.report import Problem, Severity, error, warning
 
 #: File endings that look like images; a file with one of these in the wrong format is an error, other
 #: stray files (notes, spreadsheets) only a warning.
@@ -103,30 +104,17 @@ def load_dataset_json(raw_folder: Path) -> tuple[DatasetJson | None, list[Proble
             error(f"dataset.json cannot be read as UTF-8 text: {err}", "Save it as UTF-8 JSON.", file=path)
         ]
     problems = [
-        error(text, "Edit dataset.json as described.", file=path) for text in dataset_json_problems(raw)
+        error(text, "Edit dataset.json as described.", file=path) for text in json_rules.structure_problems(raw)
     ]
     if not problems:
         return DatasetJson.from_dict(raw, source=path), []
     return lenient_dataset_json(raw, path), problems
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _usable_labels(labels: Any) -> dict[str, int | tuple[int, ...]]:
-    """The labels as DatasetJson stores them, or {} when any value is not an int or list of ints."""
-    if not isinstance(labels, Mapping):
-        return {}
-    usable: dict[str, int | tuple[int, ...]] = {}
-    for name, value in labels.items():
-        if _is_int(value):
-            usable[str(name)] = value
-        elif isinstance(value, list) and value and all(_is_int(v) for v in value):
-            usable[str(name)] = value[0] if len(value) == 1 else tuple(value)
-        else:
-            return {}
-    return usable
+def label_definition_problems(dj: DatasetJson) -> list[Problem]:
+    """The label rules beyond the structure (:func:`json_rules.label_definition_problems`) of dataset.json."""
+    return [Problem(p.severity, None, dj.source, p.message, p.fix)
+            for p in json_rules.label_definition_problems(dj.labels, dj.regions_class_order)]
 
 
 def lenient_dataset_json(raw: Any, source: Path) -> DatasetJson | None:
@@ -145,95 +133,17 @@ def lenient_dataset_json(raw: Any, source: Path) -> DatasetJson | None:
     dataset = raw.get("dataset")
     return DatasetJson(
         channel_names={str(k): str(v) for k, v in channels.items()} if isinstance(channels, Mapping) else {},
-        labels=_usable_labels(raw.get("labels")),
-        num_training=raw["numTraining"] if _is_int(raw.get("numTraining")) else -1,
+        labels=json_rules.usable_labels(raw.get("labels")),
+        num_training=raw["numTraining"] if json_rules.is_int(raw.get("numTraining")) else -1,
         file_ending=ending,
         regions_class_order=tuple(order)
-        if isinstance(order, list) and all(_is_int(i) for i in order)
+        if isinstance(order, list) and all(json_rules.is_int(i) for i in order)
         else None,
         overwrite_image_reader_writer=raw.get("overwrite_image_reader_writer"),
         dataset=dict(dataset) if isinstance(dataset, Mapping) else None,
         raw=dict(raw),
         source=source,
     )
-
-
-def label_definition_problems(dj: DatasetJson) -> list[Problem]:
-    """Label rules dataset.json's structure check does not cover: regions, ignore label, duplicate values."""
-    if not dj.labels:
-        return []
-    source = dj.source
-    problems = []
-    for name in dj.labels:
-        if name != "ignore" and name.strip().lower() == "ignore":
-            problems.append(
-                warning(
-                    f'label "{name}" is an ordinary class: only a label named exactly "ignore" is the '
-                    "ignore label",
-                    'Rename it to "ignore" if its voxels should be excluded from training.',
-                    file=source,
-                )
-            )
-    if not dj.has_regions:
-        by_value: dict[Any, list[str]] = {}
-        for name, value in dj.labels.items():
-            if name != "ignore":  # a clash with the ignore label is reported with the ignore rules
-                by_value.setdefault(value, []).append(name)
-        problems.extend(
-            warning(
-                f"labels {', '.join(repr(n) for n in names)} share the value {value}; only one name is used",
-                "Give every class its own value (regions are written as lists).",
-                file=source,
-            )
-            for value, names in by_value.items()
-            if len(names) > 1
-        )
-        if dj.regions_class_order is not None:
-            problems.append(
-                warning(
-                    '"regions_class_order" is set but no label is a region (a list of values); it is ignored',
-                    'Remove "regions_class_order" or define the regions.',
-                    file=source,
-                )
-            )
-        return problems
-    return problems + _region_problems(dj)
-
-
-def _region_problems(dj: DatasetJson) -> list[Problem]:
-    source = dj.source
-    problems = []
-    values = dj.all_labels
-    if values != list(range(len(values))):
-        problems.append(
-            error(
-                f"the label values used by the regions must be consecutive integers starting at 0, "
-                f"found {values}",
-                f"Renumber them to {list(range(len(values)))} in dataset.json and in the label files.",
-                file=source,
-            )
-        )
-    order = dj.regions_class_order or ()
-    for region, painted in zip(dj.foreground_regions, order):  # noqa: B905 - lengths checked elsewhere
-        members = region if isinstance(region, tuple) else (region,)
-        what = f'"regions_class_order" paints value {painted} for region {list(members)}'
-        if painted not in dj.foreground_labels:
-            problems.append(
-                error(
-                    f"{what}, but {painted} is not a foreground label value ({dj.foreground_labels})",
-                    "Use one of the region's label values, so predictions can be converted back to labels.",
-                    file=source,
-                )
-            )
-        elif painted not in members:
-            problems.append(
-                warning(
-                    f"{what}, which is not in that region",
-                    "Usually each region paints one of its own values (e.g. the innermost label).",
-                    file=source,
-                )
-            )
-    return problems
 
 
 # ------------------------------------------------------------------------------------- file names
@@ -261,7 +171,7 @@ def _case_of_misnamed(name: str, found: str, is_label: bool) -> str | None:
 
 
 def _wrong_ending_problem(
-    path: Path, ending: str, case_severity: str, is_label: bool = False
+    path: Path, ending: str, case_severity: Severity, is_label: bool = False
 ) -> Problem | None:
     """A problem for a file that does not end with the dataset's file_ending (None for companions)."""
     name = path.name
@@ -279,7 +189,7 @@ def _wrong_ending_problem(
             f"Rename it to end with {ending!r}.",
         )
     looks_like_image = any(name.lower().endswith(e) for e in IMAGE_ENDINGS)
-    severity = case_severity if looks_like_image else "warning"
+    severity: Severity = case_severity if looks_like_image else "warning"
     return Problem(
         severity,
         case if looks_like_image else None,
@@ -291,7 +201,7 @@ def _wrong_ending_problem(
 
 
 def scan_images_folder(
-    folder: Path, ending: str, num_channels: int, severity: str = "error"
+    folder: Path, ending: str, num_channels: int, severity: Severity = "error"
 ) -> tuple[dict[str, dict[int, Path]], list[Problem]]:
     """``{case: {channel: file}}`` of a folder of ``{case}_{XXXX}{ending}`` files, and naming problems.
 
@@ -340,7 +250,7 @@ def scan_images_folder(
 
 
 def missing_channel_problems(
-    case: str, channels: dict[int, Path], folder: Path, dj: DatasetJson, severity: str = "error"
+    case: str, channels: dict[int, Path], folder: Path, dj: DatasetJson, severity: Severity = "error"
 ) -> list[Problem]:
     """One problem per declared channel that has no file."""
     problems = []

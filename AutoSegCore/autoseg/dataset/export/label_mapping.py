@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from autoseg.imageio.segmentation_file import name_key
+
 BACKGROUND = "background"
-
-
-def name_key(name: str) -> str:
-    """The matching key of a segment or label name."""
-    return " ".join(name.split()).casefold()
 
 
 @dataclass
@@ -95,7 +92,9 @@ def _existing(existing: Mapping[str, int] | None) -> dict[str, int]:
         values[name] = value
     ordered = dict(sorted(values.items(), key=lambda item: item[1]))
     if sorted(ordered.values()) != list(range(len(ordered))):
-        raise LabelMappingError(f"The existing dataset's labels {ordered} are not consecutive from 0; fix its dataset.json.")
+        raise LabelMappingError(
+            f"The existing dataset's labels {ordered} are not consecutive from 0; fix its dataset.json."
+        )
     if name_key(next(iter(ordered))) != BACKGROUND:
         raise LabelMappingError(f"The existing dataset's label 0 is {next(iter(ordered))!r}; it must be 'background'.")
     return ordered

@@ -96,7 +96,13 @@ class ConfigurationPlan:
         known = {f.name for f in fields(cls)} - {"extra"}
         kwargs: dict[str, Any] = {k: v for k, v in raw.items() if k in known}
         kwargs["architecture"] = ArchitecturePlan.from_dict(raw["architecture"])
-        for key in ("patch_size", "median_image_size_in_voxels", "spacing", "normalization_schemes", "use_mask_for_norm"):
+        for key in (
+            "patch_size",
+            "median_image_size_in_voxels",
+            "spacing",
+            "normalization_schemes",
+            "use_mask_for_norm",
+        ):
             kwargs[key] = tuple(raw[key])
         return cls(**kwargs, extra={k: v for k, v in raw.items() if k not in known})
 

@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from autoseg.typing import Color
+
 Code = tuple[str, str, str]
-Color = tuple[float, float, float]
 
 GENERAL_ANATOMY = "Segmentation category and type - 3D Slicer General Anatomy list"
 DICOM_MASTER = "Segmentation category and type - DICOM master list"

@@ -1,6 +1,6 @@
 import pytest
 
-from autoseg.slicer_support.label_mapping import LabelMappingError, build_label_table, name_key
+from autoseg.dataset.export.label_mapping import LabelMappingError, build_label_table, name_key
 
 
 def test_case_insensitive_matching_and_consecutive_values():

@@ -6,7 +6,7 @@ files, shapes and spacings (errors), origins and directions (warnings), NaN/Inf 
 values against dataset.json, and 2D/3D consistency. A worker that dies (a reader crashing on a corrupt
 file, the OOM killer) costs that case a reported problem, never the run.
 
-The per-check logic lives in :mod:`integrity_layout` (no image data) and :mod:`integrity_checks`
+The per-check logic lives in :mod:`layout_checks` (no image data) and :mod:`image_checks`
 (image data); this module orchestrates and runs the pool.
 """
 
@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from autoseg.dataset.dataset_json import DatasetJson
-from autoseg.dataset.integrity_checks import (
+from autoseg.dataset.integrity.image_checks import (
     CaseResult,
     CheckContext,
     dimensionality_problems,
@@ -30,17 +30,18 @@ from autoseg.dataset.integrity_checks import (
     reader_for,
     run_case,
 )
-from autoseg.dataset.integrity_layout import (
+from autoseg.dataset.integrity.layout_checks import (
     CaseFiles,
     case_count_problems,
     explicit_layout,
     folder_layout,
+    images_ts_problems,
     label_definition_problems,
     load_dataset_json,
-    images_ts_problems,
 )
-from autoseg.dataset.integrity_report import IntegrityReport, Problem, error
+from autoseg.dataset.integrity.report import IntegrityReport, Problem, error
 from autoseg.errors import AutoSegError
+from autoseg.typing import ProgressCallback
 
 __all__ = [
     "IntegrityReport",
@@ -52,7 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 Worker = Callable[..., CaseResult]
 #: Parallel rounds tried after a worker died before the remaining cases are checked one by one.
 MAX_POOL_ROUNDS = 3
@@ -85,7 +85,7 @@ def _file_size(path: Path) -> int:
 
 
 def check_dataset_or_raise(
-    raw_folder: str | os.PathLike[str], num_processes: int | None = None, progress: Progress | None = None
+    raw_folder: str | os.PathLike[str], num_processes: int | None = None, progress: ProgressCallback | None = None
 ) -> IntegrityReport:
     """For ``--verify_dataset_integrity``: verify, log the warnings, raise DatasetError listing every problem
     when there is an error. Returns the report when the dataset is usable."""
@@ -101,7 +101,7 @@ def check_dataset_or_raise(
 def verify_dataset_integrity(
     raw_folder: str | os.PathLike[str],
     num_processes: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> IntegrityReport:
     """Check a raw dataset folder (``nnUNet_raw/DatasetXXX_Name``) and return every problem found.
 
@@ -167,7 +167,7 @@ def check_cases(
     cases: Sequence[CaseFiles],
     context: CheckContext,
     num_processes: int,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     worker: Worker = run_case,
 ) -> list[CaseResult]:
     """Check every case, in ``num_processes`` spawned workers (0: in this process); results in case order.
@@ -248,7 +248,7 @@ def _pool_round(
                 except BrokenProcessPool:
                     broken = True
                     continue
-                except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be sent back
+                except Exception as err:
                     results[index] = _failed(cases[index], f"{type(err).__name__}: {err}")
                 tick()
         except BaseException:  # Ctrl-C, a failing progress callback: do not wait for the queued cases

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 import slicerio
 
-from autoseg.slicer_support.geometry import (
+from autoseg.imageio.ras_geometry import (
     Geometry,
     apply_geometry,
     geometry_from_ijk_to_ras,

@@ -9,7 +9,7 @@ from typing import Any
 
 from autoseg.dataset.cases import files_by_case, is_hidden, strip_ending
 from autoseg.errors import DatasetError
-from autoseg.paths import DATASET_NAME_PATTERN, parse_dataset_id
+from autoseg.paths import DatasetName, parse_dataset_id
 
 MAX_DATASET_ID = 999
 #: Endings the export can write (SimpleITK writers that keep the full 3D geometry).
@@ -36,7 +36,7 @@ def resolve_target(raw_folder: Path, dataset: str | int, dataset_name: str | Non
     the id/name is invalid, ambiguous or clashes with an existing dataset of another name.
     """
     text = str(dataset).strip()
-    match = DATASET_NAME_PATTERN.match(text)
+    parsed = DatasetName.parse(text)
     dataset_id = parse_dataset_id(text)
     if dataset_id is None:
         raise DatasetError(
@@ -47,10 +47,10 @@ def resolve_target(raw_folder: Path, dataset: str | int, dataset_name: str | Non
         raise DatasetError(
             f"Dataset id {dataset_id} is out of range: use 0 to {MAX_DATASET_ID} (three digits)."
         )
-    name = dataset_name.strip() if dataset_name else (match.group(2) if match else None)
-    if match and dataset_name and dataset_name.strip() != match.group(2):
+    name = dataset_name.strip() if dataset_name else (parsed.name if parsed else None)
+    if parsed and dataset_name and dataset_name.strip() != parsed.name:
         raise DatasetError(f"The dataset {text!r} and the name {dataset_name!r} disagree; give one of them.")
-    prefix = f"Dataset{dataset_id:03d}_"
+    prefix = DatasetName.prefix(dataset_id)
     if name is not None and (raw_folder / (prefix + name)).is_dir():
         return raw_folder / (prefix + name)
     existing = (
@@ -78,7 +78,7 @@ def resolve_target(raw_folder: Path, dataset: str | int, dataset_name: str | Non
             f"name (-n NAME), e.g. {prefix}Liver."
         )
     folder_name = prefix + name
-    if not DATASET_NAME_PATTERN.match(folder_name) or any(c in name for c in '/\\:*?"<>|') or " " in name:
+    if DatasetName.parse(folder_name) is None or any(c in name for c in '/\\:*?"<>|') or " " in name:
         raise DatasetError(
             f"{name!r} cannot be a dataset name: use letters, digits, '-' and '_' (no spaces, "
             f"slashes or colons), e.g. {prefix}Liver."

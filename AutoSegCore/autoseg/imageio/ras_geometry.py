@@ -61,15 +61,21 @@ def geometry_from_ijk_to_ras(matrix: np.ndarray | Sequence[Sequence[float]]) -> 
     """
     m = np.asarray(matrix, dtype=float)
     if m.shape != (4, 4) or not np.all(np.isfinite(m)) or not np.allclose(m[3], [0, 0, 0, 1]):
-        raise ValueError(f"An IJK-to-RAS matrix must be a finite 4x4 affine matrix with last row 0 0 0 1, got {m.tolist()}")
+        raise ValueError(
+            f"An IJK-to-RAS matrix must be a finite 4x4 affine matrix with last row 0 0 0 1, got {m.tolist()}"
+        )
     lps = LPS_TO_RAS @ m[:3, :]
     axes = lps[:, :3]
     spacing = np.linalg.norm(axes, axis=0)
     if np.any(spacing <= 0):
         raise ValueError(f"The IJK-to-RAS matrix has an axis of length 0: {m.tolist()}")
     direction = axes / spacing
-    return Geometry(spacing=tuple(float(s) for s in spacing), origin=tuple(float(v) for v in lps[:, 3]),
-                    direction=tuple(float(v) for v in direction.ravel()))
+    return Geometry(spacing=_xyz(spacing), origin=_xyz(lps[:, 3]), direction=tuple(float(v) for v in direction.ravel()))
+
+
+def _xyz(values: np.ndarray) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in values)
+    return x, y, z
 
 
 def geometry_of_image(image) -> Geometry:

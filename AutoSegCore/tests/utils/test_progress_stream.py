@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from autoseg.training.progress_stream import ProgressStream, eta_seconds, read_events
+from autoseg.utils.progress_stream import ProgressStream, eta_seconds, read_events
 
 
 def test_write_and_poll_incrementally(tmp_path):

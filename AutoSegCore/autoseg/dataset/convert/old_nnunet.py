@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoseg.dataset.convert_msd import (
+from autoseg.dataset.convert.msd import (
     check_dataset_folder_name,
     check_target,
     read_msd_dataset_json,

@@ -3,7 +3,7 @@
 A ``.seg.nrrd`` stores one or more *layers* of integer voxels (several layers only when segments
 overlap) plus, per segment, its name, the value it has in its layer, colour and terminology. Reading
 and writing go through ``slicerio``; arrays here are in numpy/SimpleITK order: ``layers`` is
-``(num_layers, k, j, i)`` and geometries are LPS (:class:`~autoseg.slicer_support.geometry.Geometry`).
+``(num_layers, k, j, i)`` and geometries are LPS (:class:`~autoseg.imageio.ras_geometry.Geometry`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from autoseg.errors import DatasetError
-from autoseg.slicer_support.geometry import LPS_TO_RAS, Geometry, geometry_from_ijk_to_ras, ijk_to_lps_matrix
-from autoseg.slicer_support.label_mapping import name_key
+from autoseg.imageio.ras_geometry import LPS_TO_RAS, Geometry, geometry_from_ijk_to_ras, ijk_to_lps_matrix
+from autoseg.imageio.segment_colors import distinct_colors
+from autoseg.typing import Color
 from autoseg.utils.files import atomic_path
 
 SEG_ENDING = ".seg.nrrd"
 OVERLAP_MODES = ("error", "last")
-Color = tuple[float, float, float]
 _SEGMENT_FIELD = re.compile(r"^Segment(\d+)_")
 
 
@@ -37,6 +37,10 @@ class SegmentNotFoundError(SegmentationFileError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
+
+def name_key(name: str) -> str:
+    """The matching key of a segment or label name (case and runs of whitespace do not matter)."""
+    return " ".join(name.split()).casefold()
 
 @dataclass(frozen=True)
 class SegmentInfo:
@@ -309,8 +313,6 @@ def _segment_list(segments: Sequence[SegmentInfo] | Mapping[int, str], path: Pat
 
 
 def _colors(infos: Sequence[SegmentInfo], overrides: Mapping[int, Color] | None) -> dict[int, Color]:
-    from autoseg.slicer_support.colors import distinct_colors
-
     spare = iter(distinct_colors(len(infos)))
     palette = {}
     for info in infos:
@@ -335,51 +337,11 @@ def _segment_entry(info: SegmentInfo, color: Color, boxes: list[tuple[slice, ...
     return entry
 
 
-# ------------------------------------------------------------------------------ label image on a volume
-def labelmap_on_reference(
-    seg: SegmentationFile,
-    name_to_value: Mapping[str, int],
-    reference: Any,
-    overlap: str = "error",
-):
-    """A ``SimpleITK.Image`` label image (uint8, uint16 above 255) on the reference volume's grid.
-
-    ``reference``: a ``SimpleITK.Image`` or a ``(Geometry, (k, j, i) shape)`` pair. Segments are looked up
-    by name ignoring case and spaces; names the file does not have are skipped, segments not named are
-    left out. ``overlap="error"`` raises naming the overlapping segments and voxel counts;
-    ``overlap="last"`` lets the later entry of ``name_to_value`` win. Identical or whole-voxel-shifted
-    grids are copied by index; other grids are resampled nearest-neighbour.
-    """
-    import SimpleITK as sitk
-
-    from autoseg.slicer_support.geometry import apply_geometry, geometry_of_image
-    from autoseg.slicer_support.grid_alignment import resample_array
-
-    if overlap not in OVERLAP_MODES:
-        raise ValueError(f"overlap must be one of {OVERLAP_MODES}, got {overlap!r}")
-    if isinstance(reference, sitk.Image):
-        if reference.GetDimension() != 3:
-            raise SegmentationFileError(
-                f"The reference volume for {seg.path} is {reference.GetDimension()}D; "
-                f"segmentations are exported onto 3D volumes."
-            )
-        geometry, shape = geometry_of_image(reference), tuple(reference.GetSize())[::-1]
-    else:
-        geometry, shape = reference[0], tuple(int(s) for s in reference[1])
-    combined = combine_segments(seg, name_to_value, overlap)
-    on_reference = resample_array(combined, seg.geometry, geometry, shape, sitk.sitkNearestNeighbor)
-    image = sitk.GetImageFromArray(on_reference)
-    if isinstance(reference, sitk.Image):
-        image.CopyInformation(reference)
-    else:
-        apply_geometry(image, geometry)
-    return image
-
-
 def combine_segments(
     seg: SegmentationFile, name_to_value: Mapping[str, int], overlap: str = "error"
 ) -> np.ndarray:
-    """One ``(k, j, i)`` label array on the segmentation's own grid (see :func:`labelmap_on_reference`)."""
+    """One ``(k, j, i)`` label array on the segmentation's own grid (see
+    :func:`autoseg.dataset.export.grid_alignment.labelmap_on_reference`)."""
     chosen = [
         (seg.segment(name), int(value))
         for name, value in name_to_value.items()

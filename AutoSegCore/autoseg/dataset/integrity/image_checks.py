@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from autoseg.dataset.integrity_layout import CaseFiles
-from autoseg.dataset.integrity_nifti import nifti_nonfinite_count
-from autoseg.dataset.integrity_report import Problem, error, warning
+from autoseg.dataset.integrity.layout_checks import CaseFiles
+from autoseg.dataset.integrity.nifti_nonfinite import nifti_nonfinite_count
+from autoseg.dataset.integrity.report import Problem, error, warning
 from autoseg.errors import AutoSegError
 
 #: Voxels processed at a time when scanning label values (bounds the extra memory per worker).
@@ -102,7 +102,7 @@ def read_file(read, path: Path, case: str, problems: list[Problem]) -> tuple[np.
                 path,
             )
         )
-    except Exception as err:  # noqa: BLE001 - any reader failure is a finding about this file
+    except Exception as err:
         problems.append(
             error(
                 f"{path.name} cannot be read ({type(err).__name__}: {err})",
@@ -368,7 +368,7 @@ def run_case(index: int, files: CaseFiles, ctx: CheckContext, marker_dir: str | 
         (Path(marker_dir) / str(index)).touch()
     try:
         return check_case(files, ctx)
-    except Exception as err:  # noqa: BLE001 - never lose the other cases because of one
+    except Exception as err:
         return CaseResult(
             files.identifier,
             [
@@ -416,7 +416,7 @@ def label_usage_problems(
     """Declared classes (and the ignore label) that no label file contains. Needs every label read."""
     if not results or any(r.label_counts is None for r in results):
         return []
-    present: set[int] = set().union(*(r.label_counts for r in results))
+    present = {value for r in results if r.label_counts is not None for value in r.label_counts}
     problems = []
     absent = [
         f"{name} ({value})"

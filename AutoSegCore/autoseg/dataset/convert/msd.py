@@ -10,7 +10,7 @@ into place at the end, so an interrupted conversion never leaves a half dataset,
 target is only replaced when ``overwrite=True`` is passed.
 
 The staging/target helpers and the MSD-style ``dataset.json`` translation are shared with
-:mod:`autoseg.dataset.convert_old_nnunet` (nnU-Net v1 used the MSD format).
+:mod:`autoseg.dataset.convert.old_nnunet` (nnU-Net v1 used the MSD format).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import SimpleITK as sitk
 
 from autoseg.errors import DatasetError
 from autoseg.imageio.simpleitk_io import read_sitk_image
-from autoseg.paths import DATASET_NAME_PATTERN
+from autoseg.paths import DatasetName
 from autoseg.utils.files import load_json, save_json
 
 logger = logging.getLogger(__name__)
@@ -126,20 +126,20 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
             f"Dataset id {dataset_id} is out of range: expected 0 to {MAX_DATASET_ID} so that the folder is "
             f"named DatasetXXX_{name}. Pick another id with -overwrite_id."
         )
-    folder = f"Dataset{dataset_id:03d}_{name}"
+    folder = str(DatasetName(dataset_id, name))
     check_dataset_folder_name(folder)
     return folder
 
 
 def check_dataset_folder_name(folder: str) -> int:
     """Return the id of a ``DatasetXXX_Name`` folder name; DatasetError when it is not one."""
-    match = DATASET_NAME_PATTERN.match(folder)
-    if not match or any(c in folder for c in "/\\:") or folder.strip() != folder:
+    parsed = DatasetName.parse(folder)
+    if parsed is None or any(c in folder for c in "/\\:") or folder.strip() != folder:
         raise DatasetError(
             f"{folder!r} is not a valid dataset name: expected DatasetXXX_Name with a three-digit id, e.g. "
             f"Dataset004_Hippocampus (a name, not a path; no slashes, colons or surrounding spaces)."
         )
-    return int(match.group(1))
+    return parsed.dataset_id
 
 
 # ---------------------------------------------------------------------------------------- target folder
@@ -153,7 +153,7 @@ def check_target(target: Path, overwrite: bool, id_check_folders: Sequence[Path]
     if target.exists() and not target.is_dir():
         raise DatasetError(f"{target} exists and is not a folder; remove it or choose another target name.")
     dataset_id = check_dataset_folder_name(target.name)
-    prefix = f"Dataset{dataset_id:03d}_"
+    prefix = DatasetName.prefix(dataset_id)
     clashes = sorted(
         str(folder / p.name)
         for folder in {target.parent, *id_check_folders}

@@ -12,14 +12,21 @@ Two steps, so that a GUI can show what will happen before anything is written:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoseg.dataset.export_cases import ExportCase, find_cases_in_folder
-from autoseg.dataset.export_checks import check_cases, overlap_problems
-from autoseg.dataset.export_target import (
+from autoseg.dataset.export.cases import ExportCase, find_cases_in_folder
+from autoseg.dataset.export.checks import check_cases, overlap_problems
+from autoseg.dataset.export.label_mapping import (
+    BACKGROUND,
+    LabelMappingError,
+    LabelTable,
+    build_label_table,
+    name_key,
+)
+from autoseg.dataset.export.target import (
     choose_channel_names,
     choose_file_ending,
     count_label_files,
@@ -28,18 +35,11 @@ from autoseg.dataset.export_target import (
     resolve_target,
 )
 from autoseg.errors import AutoSegError, DatasetError
-from autoseg.slicer_support.label_mapping import (
-    BACKGROUND,
-    LabelMappingError,
-    LabelTable,
-    build_label_table,
-    name_key,
-)
-from autoseg.slicer_support.segmentation_file import OVERLAP_MODES
+from autoseg.imageio.segmentation_file import OVERLAP_MODES
+from autoseg.typing import CaseProgressCallback
 
 __all__ = ["ExportCase", "ExportPlan", "find_cases_in_folder", "plan_export", "write_export"]
 
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -161,7 +161,7 @@ def _label_table(
     return table
 
 
-def write_export(plan: ExportPlan, overwrite: bool = False, progress: Progress | None = None) -> list[str]:
+def write_export(plan: ExportPlan, overwrite: bool = False, progress: CaseProgressCallback | None = None) -> list[str]:
     """Write the planned cases and dataset.json; returns the written case ids.
 
     Raises DatasetError when the plan has problems, or when cases already exist (checked again now) and
@@ -176,7 +176,7 @@ def write_export(plan: ExportPlan, overwrite: bool = False, progress: Progress |
             f"{len(existing)} case(s) already exist in {folder}: {', '.join(existing)}. Nothing was "
             f"written. Rename these cases, or pass --overwrite (overwrite=True) to replace them."
         )
-    from autoseg.dataset.export_write import write_case
+    from autoseg.dataset.export.write import write_case
 
     written = []
     for index, case in enumerate(plan.cases, start=1):

@@ -8,7 +8,7 @@ import itertools
 import pytest
 from slicerio.segmentation import terminology_entry_from_string, terminology_entry_to_string
 
-from autoseg.slicer_support.colors import (
+from autoseg.imageio.segment_colors import (
     GENERAL_ANATOMY,
     LEFT,
     RIGHT,

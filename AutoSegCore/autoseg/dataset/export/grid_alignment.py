@@ -3,17 +3,25 @@
 Arrays are in numpy/SimpleITK order ``(k, j, i)``; grids are :class:`Geometry` plus that shape. When the
 source grid is the target grid shifted by whole voxels (Slicer saves a ``.seg.nrrd`` cropped to the
 painted extent with the volume's axes), the voxels are copied by index, exactly; otherwise SimpleITK
-resamples (nearest neighbour for labels, linear for intensities).
+resamples (nearest neighbour for labels, linear for intensities). :func:`labelmap_on_reference` puts a
+``.seg.nrrd``'s segments as one label image on a reference volume's grid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-from autoseg.slicer_support.geometry import Geometry, apply_geometry, ijk_to_lps_matrix
+from autoseg.imageio.ras_geometry import Geometry, apply_geometry, geometry_of_image, ijk_to_lps_matrix
+from autoseg.imageio.segmentation_file import (
+    OVERLAP_MODES,
+    SegmentationFile,
+    SegmentationFileError,
+    combine_segments,
+)
 
 #: How far (in voxels, over the whole grid) two grids may disagree and still count as aligned.
 ALIGNMENT_TOLERANCE_VOXELS = 1e-3
@@ -133,3 +141,38 @@ def world_bounds(geometry: Geometry, shape: Sequence[int], extent: Sequence[int]
 def bounds_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two ``world_bounds`` boxes intersect."""
     return bool(np.all(a[0] < b[1]) and np.all(b[0] < a[1]))
+
+
+def labelmap_on_reference(
+    seg: SegmentationFile,
+    name_to_value: Mapping[str, int],
+    reference: Any,
+    overlap: str = "error",
+) -> sitk.Image:
+    """A ``SimpleITK.Image`` label image (uint8, uint16 above 255) on the reference volume's grid.
+
+    ``reference``: a ``SimpleITK.Image`` or a ``(Geometry, (k, j, i) shape)`` pair. Segments are looked up
+    by name ignoring case and spaces; names the file does not have are skipped, segments not named are
+    left out. ``overlap="error"`` raises naming the overlapping segments and voxel counts;
+    ``overlap="last"`` lets the later entry of ``name_to_value`` win. Identical or whole-voxel-shifted
+    grids are copied by index; other grids are resampled nearest-neighbour.
+    """
+    if overlap not in OVERLAP_MODES:
+        raise ValueError(f"overlap must be one of {OVERLAP_MODES}, got {overlap!r}")
+    if isinstance(reference, sitk.Image):
+        if reference.GetDimension() != 3:
+            raise SegmentationFileError(
+                f"The reference volume for {seg.path} is {reference.GetDimension()}D; "
+                f"segmentations are exported onto 3D volumes."
+            )
+        geometry, shape = geometry_of_image(reference), tuple(reference.GetSize())[::-1]
+    else:
+        geometry, shape = reference[0], tuple(int(s) for s in reference[1])
+    combined = combine_segments(seg, name_to_value, overlap)
+    on_reference = resample_array(combined, seg.geometry, geometry, shape, sitk.sitkNearestNeighbor)
+    image = sitk.GetImageFromArray(on_reference)
+    if isinstance(reference, sitk.Image):
+        image.CopyInformation(reference)
+    else:
+        apply_geometry(image, geometry)
+    return image

@@ -13,13 +13,18 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from autoseg.dataset.export_cases import ExportCase
+from autoseg.dataset.export.cases import ExportCase
+from autoseg.dataset.export.grid_alignment import (
+    copy_shifted,
+    index_shift,
+    labelmap_on_reference,
+    resample_image,
+)
 from autoseg.errors import ImageIOError
 from autoseg.imageio.base import write_file_atomically
+from autoseg.imageio.ras_geometry import geometry_of_image
+from autoseg.imageio.segmentation_file import read_segmentation_file
 from autoseg.imageio.simpleitk_io import read_sitk_image
-from autoseg.slicer_support.geometry import geometry_of_image
-from autoseg.slicer_support.grid_alignment import copy_shifted, index_shift, resample_image
-from autoseg.slicer_support.segmentation_file import labelmap_on_reference, read_segmentation_file
 
 
 def image_path(folder: Path, case_id: str, channel: int, file_ending: str) -> Path:

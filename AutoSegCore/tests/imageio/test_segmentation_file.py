@@ -11,12 +11,12 @@ import slicerio
 from scipy.spatial.transform import Rotation
 from slicerio.segmentation import terminology_entry_from_string
 
-from autoseg.slicer_support.geometry import Geometry, geometry_of_image, ijk_to_lps_matrix, same_geometry
-from autoseg.slicer_support.segmentation_file import (
+from autoseg.dataset.export.grid_alignment import labelmap_on_reference
+from autoseg.imageio.ras_geometry import Geometry, geometry_of_image, ijk_to_lps_matrix, same_geometry
+from autoseg.imageio.segmentation_file import (
     SegmentationFileError,
     SegmentInfo,
     SegmentNotFoundError,
-    labelmap_on_reference,
     read_segmentation_file,
     read_segmentation_header,
     write_segmentation_file,

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from autoseg.dataset.export_cases import ExportCase, case_id_problem
-from autoseg.dataset.export_write import volume_information
-from autoseg.slicer_support.geometry import Geometry
-from autoseg.slicer_support.grid_alignment import bounds_overlap, world_bounds
-from autoseg.slicer_support.label_mapping import LabelTable
-from autoseg.slicer_support.segmentation_file import (
+from autoseg.dataset.export.cases import ExportCase, case_id_problem
+from autoseg.dataset.export.grid_alignment import bounds_overlap, world_bounds
+from autoseg.dataset.export.label_mapping import LabelTable
+from autoseg.dataset.export.write import volume_information
+from autoseg.imageio.ras_geometry import Geometry
+from autoseg.imageio.segmentation_file import (
     SegmentationFileError,
     SegmentationHeader,
     combine_segments,

@@ -1,0 +1,1 @@
+"""Export annotated cases (volumes + Slicer segmentations) into an nnUNet_raw dataset."""
