@@ -44,7 +44,7 @@ class DatasetFingerprint:
                 },
                 median_relative_size_after_cropping=float(raw["median_relative_size_after_cropping"]),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PlanError(
                 f"{source}: malformed dataset fingerprint ({err}). Re-run `autoseg extract_fingerprint`."
             ) from err
