@@ -18,7 +18,7 @@ from common import BIN, SHARED_DATA, link_raw_dataset, measure, workspace_env
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="Hippocampus", help="folder under shared/data (default Hippocampus)")
+    parser.add_argument("--dataset", default="Hippocampus", help="folder in AUTOSEG_TEST_DATA (default Hippocampus)")
     parser.add_argument("--dataset-id", default="4")
     parser.add_argument("-np", type=int, default=2, help="worker processes for both tools (default 2)")
     parser.add_argument("-c", nargs="+", default=["2d", "3d_fullres"], help="configurations (default 2d 3d_fullres)")
