@@ -172,17 +172,14 @@ def find_dataset_name(identifier: str | int, search_folders: list[Path]) -> str:
     """
     text = str(identifier).strip()
     existing = [f for f in search_folders if f.is_dir()]
-    if DATASET_NAME_PATTERN.match(text):
-        if any((f / text).is_dir() for f in existing):
-            return text
-        dataset_id = parse_dataset_id(text)
-    else:
-        dataset_id = parse_dataset_id(text)
-        if dataset_id is None:
-            raise DatasetError(
-                f"{text!r} is not a dataset id or name. Use an id such as 4 or 004, or a name such as "
-                f"Dataset004_Hippocampus."
-            )
+    if DATASET_NAME_PATTERN.match(text) and any((f / text).is_dir() for f in existing):
+        return text
+    dataset_id = parse_dataset_id(text)  # None only for text that is neither an id nor a name
+    if dataset_id is None:
+        raise DatasetError(
+            f"{text!r} is not a dataset id or name. Use an id such as 4 or 004, or a name such as "
+            f"Dataset004_Hippocampus."
+        )
     prefix = DatasetName.prefix(dataset_id)
     candidates = sorted(
         {p.name for f in existing for p in f.iterdir() if p.is_dir() and p.name.startswith(prefix)}

@@ -2,13 +2,21 @@
 
 Prints the segment-name -> label table and the case list, then writes (unless ``--dry_run``). Existing
 cases are replaced only with ``--overwrite``; every problem found is listed at once (exit status 1).
+``-i`` takes one or more folders, or single ``CASE.seg.nrrd`` files (that case of its folder only), so
+that a caller (the Slicer Planner) can export exactly the cases of its list.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoseg.cli.common import add_dataset, add_flag, workspace_from_environment
+
+if TYPE_CHECKING:
+    from autoseg.dataset.export.cases import ExportCase
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser,
         "-i",
         required=True,
-        dest="input_folder",
-        metavar="FOLDER",
-        help="folder with the .seg.nrrd files and their volumes",
+        nargs="+",
+        dest="inputs",
+        metavar="PATH",
+        help="folder with the .seg.nrrd files and their volumes; several folders, or single CASE.seg.nrrd "
+        "files (that case only, its volumes found next to it as in a folder), may be given: the cases "
+        "are exported in the order given",
     )
     add_dataset(parser, "-d", help="target dataset id (5, 005) or name (Dataset005_Liver); an existing one is extended")
     add_flag(
@@ -58,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="volume name suffixes per channel instead of _0000, _0001, ... (e.g. _T2 _ADC finds "
         "CASE_T2.nrrd and CASE_ADC.nrrd)",
     )
+    _add_writing_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_writing_options(parser: argparse.ArgumentParser) -> None:
+    """How the dataset is written: file ending, overlapping segments, replacing cases, dry run."""
     add_flag(
         parser,
         "-file_ending",
@@ -83,15 +100,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only print the label table, the cases and the problems; write nothing",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoseg.dataset.export.segmentations import find_cases_in_folder, plan_export, write_export
+    from autoseg.dataset.export.segmentations import plan_export, write_export
     from autoseg.errors import DatasetError
 
     workspace = workspace_from_environment()
-    cases = find_cases_in_folder(args.input_folder, args.channel_suffixes)
+    cases = find_cases(args.inputs, args.channel_suffixes)
     plan = plan_export(
         cases, workspace.raw, args.dataset, args.name, args.channel_names, args.file_ending, args.overlap
     )
@@ -121,3 +137,26 @@ def run(args: argparse.Namespace) -> int:
         f"{plan.dataset_folder.name} --verify_dataset_integrity"
     )
     return 0
+
+
+def find_cases(inputs: Sequence[str | Path], channel_suffixes: Sequence[str] | None = None) -> list[ExportCase]:
+    """The cases of every input in order: a folder's cases (sorted by id), or the case of one ``.seg.nrrd`` file.
+
+    A file is paired with its volumes by the folder rules (``find_cases_in_folder`` on its folder, which
+    must therefore pair cleanly); DatasetError when it is not a ``.seg.nrrd`` file of that folder.
+    """
+    from autoseg.dataset.export.cases import SEG_ENDING, find_cases_in_folder, split_ending
+    from autoseg.errors import DatasetError
+
+    cases: list[ExportCase] = []
+    found: dict[Path, list[ExportCase]] = {}  # each folder is read once
+    for path in map(Path, inputs):
+        if not path.is_file():
+            cases += find_cases_in_folder(path, channel_suffixes)  # a folder, or its "not a folder" error
+            continue
+        if not split_ending(path.name, (SEG_ENDING,)):
+            raise DatasetError(f"{path} is not a {SEG_ENDING} file; give a folder or a CASE{SEG_ENDING} file.")
+        if path.parent not in found:
+            found[path.parent] = find_cases_in_folder(path.parent, channel_suffixes)
+        cases += [case for case in found[path.parent] if case.segmentation.name == path.name]
+    return cases

@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoseg.cli.common import add_dataset, add_device, add_flag, workspace_from_environment
+
+if TYPE_CHECKING:
+    from autoseg.evaluation.summary import EvaluationSummary
 
 logger = logging.getLogger(__name__)
 #: autoseg.training.precision.PRECISIONS, repeated so that `autoseg -h` does not import torch (a test compares them)
@@ -120,12 +124,14 @@ def run(args: argparse.Namespace) -> int:
             disable_checkpointing=args.disable_checkpointing,
             progress_bar=not args.no_pbar,
         )
+        summary: EvaluationSummary | None
         if args.num_gpus > 1:
             from autoseg.training.run_fold import train_fold_distributed
 
             summary = train_fold_distributed(job, args.num_gpus, args.resume, args.validate_only, args.val_best)
         else:
             summary = train_fold(job, args.resume, args.validate_only, args.val_best)
+        assert summary is not None  # a single process is rank 0, which gets the summary
         dice = summary.foreground_mean.get("Dice", float("nan"))
         print(f"Fold {fold}: mean validation Dice {dice:.4f}  ({job.fold_folder})")
     if len(folds) > 1:

@@ -8,6 +8,7 @@ never drops keys we do not know about.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ class DatasetJson:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path) -> DatasetJson:
+    def load(cls, path: str | os.PathLike[str]) -> DatasetJson:
         """Read and validate a dataset.json file; DatasetError lists every problem found."""
         path = Path(path)
         if not path.is_file():

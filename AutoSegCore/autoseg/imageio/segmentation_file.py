@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -215,12 +215,17 @@ def _segments(
                 name=str(segment.get("name", segment.get("id", f"Segment_{index}"))),
                 label_value=value,
                 layer=layer,
-                color=tuple(float(c) for c in color[:3]) if color is not None and len(color) >= 3 else None,
+                color=_rgb(color[:3]) if color is not None and len(color) >= 3 else None,
                 terminology=_terminology_string(header, number),
                 segment_id=str(segment.get("id", "")),
             )
         )
     return segments
+
+
+def _rgb(values: Sequence[float]) -> Color:
+    r, g, b = (float(c) for c in values)
+    return r, g, b
 
 
 def _terminology_string(header: Mapping[str, Any], number: int) -> str | None:
@@ -317,7 +322,7 @@ def _colors(infos: Sequence[SegmentInfo], overrides: Mapping[int, Color] | None)
     palette = {}
     for info in infos:
         color = (overrides or {}).get(info.label_value) or info.color
-        palette[info.label_value] = tuple(float(c) for c in color) if color is not None else next(spare)
+        palette[info.label_value] = cast(Color, tuple(float(c) for c in color)) if color is not None else next(spare)
     return palette
 
 

@@ -14,6 +14,7 @@ import logging
 import types
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -71,7 +72,8 @@ class TracedNetworks:
 
 
 def _onednn_convolution(self: torch.nn.Conv3d | torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
+    padding = cast(tuple[int, ...], self.padding)  # only bound to modules with numeric padding
+    return torch.mkldnn_convolution(x, self.weight, self.bias, padding, self.stride, self.dilation, self.groups)
 
 
 def use_onednn_convolutions(network: torch.nn.Module) -> None:
@@ -86,4 +88,5 @@ def use_onednn_convolutions(network: torch.nn.Module) -> None:
     for module in network.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)) and module.padding_mode == "zeros" \
                 and isinstance(module.padding, tuple):
-            module.forward = types.MethodType(_onednn_convolution, module)
+            # a per-instance override of the bound method, on purpose
+            module.forward = types.MethodType(_onednn_convolution, module)  # type: ignore[method-assign]

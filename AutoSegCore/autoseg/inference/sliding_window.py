@@ -137,6 +137,7 @@ def predict_with_mirroring(
             out = network(torch.cat(copies))
             outputs = [out[i * n:(i + 1) * n] for i in range(len(copies))]
         else:
+            assert map_copies is not None  # not batch_mirrors: map_copies was given
             outputs = map_copies(copies)
         prediction = outputs[0].clone()
         for output, dims in zip(outputs[1:], combinations):

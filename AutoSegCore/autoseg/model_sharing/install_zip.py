@@ -228,7 +228,9 @@ def _warn_ambiguous_ids(results: Path, layout: ZipLayout) -> None:
     if not results.is_dir():
         return
     for name in sorted({u[0] for u in layout.units}):
-        prefix = DatasetName.prefix(parse_dataset_id(name))
+        dataset_id = parse_dataset_id(name)
+        assert dataset_id is not None  # model_zip_layout accepts dataset folder names only
+        prefix = DatasetName.prefix(dataset_id)
         others = sorted(p.name for p in results.iterdir() if p.name.startswith(prefix) and p.name != name)
         if others:
             logger.warning("nnUNet_results already has %s with the same id as %s: address the dataset by its full "

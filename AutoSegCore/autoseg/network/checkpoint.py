@@ -17,6 +17,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,7 +82,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise ModelFolderError(f"Checkpoint {path} does not exist.")
-    allowed = [(target, f"{module}.{name}") for (module, name), target in NUMPY_GLOBALS.items()]
+    allowed: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+        (target, f"{module}.{name}") for (module, name), target in NUMPY_GLOBALS.items()
+    ]
     try:
         with torch.serialization.safe_globals(allowed):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)

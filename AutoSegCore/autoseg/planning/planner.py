@@ -32,7 +32,7 @@ from autoseg.preprocessing.normalization import (
     leaves_pixels_outside_mask_at_zero,
     normalization_scheme_for_channel_name,
 )
-from autoseg.preprocessing.resampling import compute_new_shape
+from autoseg.preprocessing.resampling import SpacingLike, compute_new_shape
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def fullres_target_spacing(
     return target
 
 
-def transpose_for_spacing(target_spacing: Sequence[float]) -> tuple[list[int], list[int]]:
+def transpose_for_spacing(target_spacing: SpacingLike) -> tuple[list[int], list[int]]:
     """Forward transpose puts the coarsest axis first; backward undoes it."""
     coarsest = int(np.argmax(target_spacing))
     forward = [coarsest] + [i for i in range(3) if i != coarsest]
@@ -132,7 +132,7 @@ def _estimate(ctx: PlanningContext, topology: Topology, architecture: Architectu
     return ctx.estimate_cache[key]
 
 
-def initial_patch_size(spacing: Sequence[float], median_shape: Sequence[float]) -> list[int]:
+def initial_patch_size(spacing: SpacingLike, median_shape: SpacingLike) -> list[int]:
     """Patch with the spacing's inverse aspect ratio and the volume of 256^3 (2048^2 in 2d), clipped to the median."""
     inverse = 1 / np.array(spacing, dtype=float)
     target_volume = 256**3 if len(spacing) == 3 else 2048**2
@@ -141,7 +141,7 @@ def initial_patch_size(spacing: Sequence[float], median_shape: Sequence[float]) 
 
 
 def _shrink_one_step(
-    spacing: Sequence[float], topology: Topology, median_shape: Sequence[float], min_edge: int
+    spacing: SpacingLike, topology: Topology, median_shape: SpacingLike, min_edge: int
 ) -> Topology:
     """Reduce the axis that is largest relative to the median shape by one divisibility step."""
     patch = list(topology.patch_size)
@@ -155,8 +155,8 @@ def _shrink_one_step(
 
 def plan_configuration(
     ctx: PlanningContext,
-    spacing: Sequence[float],
-    median_shape: Sequence[float],
+    spacing: SpacingLike,
+    median_shape: SpacingLike,
     data_identifier: str,
     approximate_n_voxels_dataset: float,
 ) -> ConfigurationPlan:
@@ -215,7 +215,7 @@ def _lowres_configuration(
     s = ctx.settings
     fullres_spacing = np.array(fullres.spacing)
     median_voxels = np.prod(median_shape, dtype=np.float64)
-    patch_voxels = np.prod(fullres.patch_size, dtype=np.float64)
+    patch_voxels: np.number = np.prod(fullres.patch_size, dtype=np.float64)
     spacing = fullres_spacing.copy()
     lowres: ConfigurationPlan | None = None
     while patch_voxels / median_voxels < s.lowres_creation_threshold:

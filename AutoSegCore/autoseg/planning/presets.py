@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from autoseg.errors import PlanError
 from autoseg.plans.model import PLAIN_UNET_CLASS, RESENC_UNET_CLASS
@@ -52,7 +53,7 @@ class PlannerSettings:
         return f"{self.plans_name}_{configuration}"
 
 
-_PLAIN = dict(
+_PLAIN: dict[str, Any] = dict(
     network_class_name=PLAIN_UNET_CLASS,
     reference_val_3d=560e6,
     reference_val_2d=85e6,
@@ -62,7 +63,7 @@ _PLAIN = dict(
     max_dataset_covered=0.05,
     batch_corrected_vram_check=True,
 )
-_RESENC = dict(
+_RESENC: dict[str, Any] = dict(
     network_class_name=RESENC_UNET_CLASS,
     blocks_per_stage_encoder=(1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6),
     blocks_per_stage_decoder=(1,) * 12,

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 #: "no limit" on the number of poolings per axis, as nnU-Net's planner passes it.
 UNLIMITED_POOLING = 999999
 
@@ -36,7 +38,7 @@ def pad_to_multiple(shape: Sequence[float], divisor: Sequence[int]) -> tuple[int
 
 
 def network_topology(
-    spacing: Sequence[float],
+    spacing: Sequence[float] | np.ndarray,
     patch_size: Sequence[int],
     min_feature_map_edge: int = 4,
     max_num_pool: int = UNLIMITED_POOLING,

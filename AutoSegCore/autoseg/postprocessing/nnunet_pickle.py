@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from autoseg.errors import PostprocessingError, UnsafeFileError
 from autoseg.postprocessing.steps import (
@@ -44,7 +44,13 @@ _NNUNET_FUNCTION_REFERENCE = _GlobalReference(NNUNET_MODULE, NNUNET_FUNCTION)
 
 
 class _ReferencePickler(pickle._Pickler):  # the pure-Python pickler lets a type write its own opcodes
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch: ClassVar[dict[type, Callable[..., None]]] = dict(pickle._Pickler.dispatch)
+    if TYPE_CHECKING:  # undocumented members of the pure-Python pickler, missing from typeshed
+        write: Callable[[bytes], Any]
+
+        def save(self, obj: Any) -> None: ...
+
+        def memoize(self, obj: Any) -> None: ...
 
     def _save_reference(self, obj: _GlobalReference) -> None:
         self.save(obj.module)

@@ -14,7 +14,7 @@ SEED = 1234
 
 def sample_class_locations(
     seg: np.ndarray,
-    classes_or_regions: Sequence[int | Sequence[int]],
+    classes_or_regions: Sequence[int | tuple[int, ...] | list[int]],
     seed: int = SEED,
     min_num_samples: int = MIN_SAMPLES,
     min_percent_coverage: float = MIN_COVERAGE,

@@ -50,11 +50,12 @@ def preprocess_case(
     configuration: ConfigurationPlan,
     dataset_json: DatasetJson,
     sample_locations: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Run the whole preprocessing of one case held in memory (``data`` is (c, z, y, x)).
 
     ``sample_locations`` adds the foreground class locations training samples from (not needed when
-    ``seg`` is a previous stage's prediction at inference).
+    ``seg`` is a previous stage's prediction at inference). Without ``seg`` the returned one is the nonzero
+    mask that ``crop_to_nonzero`` builds (resampled too, as nnU-Net does).
     """
     data = data.astype(np.float32)  # copy: the caller's array stays untouched
     if seg is not None:
@@ -77,13 +78,11 @@ def preprocess_case(
     intensity = plans.foreground_intensity_properties_per_channel
     for c in range(data.shape[0]):
         data[c] = normalize(
-            data[c], configuration.normalization_schemes[c], seg[0] if seg is not None else None,
+            data[c], configuration.normalization_schemes[c], seg[0],
             configuration.use_mask_for_norm[c], intensity[str(c)],
         )
     data = resample_to_shape(data, new_shape, original_spacing, target_spacing,
                              ResamplingSettings.from_plan(configuration.resampling_fn_data_kwargs))
-    if seg is None:
-        return data, None, properties
     seg = resample_to_shape(seg, new_shape, original_spacing, target_spacing,
                             ResamplingSettings.from_plan(configuration.resampling_fn_seg_kwargs))
     if not sample_locations:

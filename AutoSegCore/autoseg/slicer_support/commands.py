@@ -8,6 +8,7 @@ description for the module's log and the JSON-lines progress file the module can
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -187,11 +188,20 @@ def apply_postprocessing_command(input_folder: PathLike, output_folder: PathLike
     return _command(None, args, f"Postprocessing {input_folder} with {Path(pp_file).name}")
 
 
-def export_segmentations_command(ws: Workspace, input_folder: PathLike, dataset: str | int, name: str | None,
-                                 channel_names: Mapping[str, str] | Sequence[str] | None, file_ending: str | None,
-                                 overwrite: bool, dry_run: bool) -> AutoSegCommand:
-    """``autoseg export_segmentations -i FOLDER -d DATASET [-n NAME] [-channel_names ...] [-file_ending E]``."""
-    args = ["export_segmentations", "-i", str(input_folder), "-d", str(dataset)]
+def export_segmentations_command(ws: Workspace, inputs: PathLike | Sequence[PathLike], dataset: str | int,
+                                 name: str | None = None,
+                                 channel_names: Mapping[str, str] | Sequence[str] | None = None,
+                                 file_ending: str | None = None, overwrite: bool = False,
+                                 dry_run: bool = False) -> AutoSegCommand:
+    """``autoseg export_segmentations -i PATH... -d DATASET [-n NAME] [-channel_names ...] [-file_ending E]``.
+
+    ``inputs``: a folder, or several folders and ``.seg.nrrd`` files (see :func:`export_inputs`); the child
+    prints ``[done/total] case`` after each case (read with :func:`export_progress`).
+    """
+    paths = [str(inputs)] if isinstance(inputs, (str, os.PathLike)) else [str(p) for p in inputs]
+    if not paths:
+        raise AutoSegError("There are no cases to export.")
+    args = ["export_segmentations", "-i", *paths, "-d", str(dataset)]
     if name:
         args += ["-n", name]
     if channel_names:
@@ -207,7 +217,41 @@ def export_segmentations_command(ws: Workspace, input_folder: PathLike, dataset:
     if dry_run:
         args.append("--dry_run")
     verb = "Checking the export of" if dry_run else "Exporting"
-    return _command(ws, args, f"{verb} the segmentations in {input_folder} to dataset {dataset}")
+    source = paths[0] if len(paths) == 1 else f"{len(paths)} folders and files"
+    return _command(ws, args, f"{verb} the segmentations in {source} to dataset {dataset}")
+
+
+def export_inputs(segmentations: Sequence[PathLike]) -> list[Path]:
+    """The ``-i`` paths that export exactly these ``.seg.nrrd`` files, in this order.
+
+    A run of consecutive files that is all of its folder's ``.seg.nrrd`` files in the folder's (sorted)
+    order becomes the folder (a short command line); any other file is passed itself.
+    """
+    from autoseg.dataset.export.cases import SEG_ENDING, split_ending
+
+    files = [Path(s) for s in segmentations]
+    inputs: list[Path] = []
+    start = 0
+    while start < len(files):
+        folder = files[start].parent
+        end = start
+        while end < len(files) and files[end].parent == folder:
+            end += 1
+        run = files[start:end]
+        in_folder = [e.name for e in sorted(folder.iterdir()) if not e.name.startswith(".") and e.is_file()
+                     and split_ending(e.name, (SEG_ENDING,))] if folder.is_dir() else []  # as find_cases_in_folder
+        inputs += [folder] if [p.name for p in run] == in_folder else run
+        start = end
+    return inputs
+
+
+EXPORT_PROGRESS = re.compile(r"^\[(?P<done>\d+)/(?P<total>\d+)\] (?P<case>.+)$")
+
+
+def export_progress(line: str) -> tuple[int, int, str] | None:
+    """``(done, total, case id)`` from the line ``autoseg export_segmentations`` prints after each case."""
+    match = EXPORT_PROGRESS.match(line.strip())
+    return (int(match["done"]), int(match["total"]), match["case"]) if match else None
 
 
 def install_zip_command(ws: Workspace, zip_path: PathLike) -> AutoSegCommand:

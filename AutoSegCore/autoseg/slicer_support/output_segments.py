@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from autoseg.imageio.segment_colors import segment_colors, terminology_for_name
 
@@ -45,8 +46,8 @@ def output_segments(
                 f"({len(foreground)}), got {regions_class_order!r}; check the model's dataset.json."
             )
         values = {name: int(v) for (name, _), v in zip(foreground, regions_class_order)}
-    else:
-        values = {name: int(value) for name, value in foreground}
+    else:  # no list or tuple among the values: they are ints
+        values = {name: int(cast(int, value)) for name, value in foreground}
     colors = segment_colors({name: values[name] for name in values})
     segments = []
     for name, value in values.items():
@@ -63,7 +64,7 @@ def probability_channel_names(labels: Mapping[str, int | Sequence[int]], num_cha
     if _is_region_model(labels):
         names = [name for name, _ in _foreground(labels)]
     else:
-        by_value = {int(value): name for name, value in labels.items()}
+        by_value = {int(cast(int, value)): name for name, value in labels.items()}  # not a region model: ints
         names = [by_value.get(channel, f"label {channel}") for channel in range(num_channels)]
     if len(names) != num_channels:
         return [f"channel {channel}" for channel in range(num_channels)]

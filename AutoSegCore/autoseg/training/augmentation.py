@@ -122,7 +122,7 @@ def _label_transforms(
 
 def _region(region: int | Sequence[int]) -> int | tuple[int, ...]:
     """A region as an int or a tuple of ints (batchgeneratorsv2 would misread a NumPy integer as a size)."""
-    if isinstance(region, Integral):
+    if isinstance(region, (int, Integral)):  # Integral: NumPy integers too
         return int(region)
     return tuple(int(label) for label in region)
 

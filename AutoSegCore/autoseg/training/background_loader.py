@@ -20,7 +20,7 @@ import signal
 import time
 import traceback
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
@@ -39,7 +39,7 @@ SHARED_MEMORY_HINT = (
 )
 
 
-def default_num_workers(device_type: str, environ: dict[str, str] | None = None) -> int:
+def default_num_workers(device_type: str, environ: Mapping[str, str] | None = None) -> int:
     """Background workers for training on ``device_type`` ("cuda", "mps" or "cpu").
 
     ``nnUNet_n_proc_DA`` wins when set. Otherwise an accelerator gets up to 12 workers (nnU-Net's

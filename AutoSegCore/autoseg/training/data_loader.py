@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -72,7 +72,9 @@ class TrainingBatchLoader:
         self.labels = labels if labels is not None else SamplingLabels(())
         self.transforms = transforms
         self.seed = seed
-        self._entropy = int(seed) % 2**64 if seed is not None else int(np.random.SeedSequence().entropy % 2**64)
+        # without a seed, a fresh SeedSequence draws the entropy (an int)
+        entropy = int(seed) if seed is not None else cast(int, np.random.SeedSequence().entropy)
+        self._entropy = entropy % 2**64
         self.batches_generated = 0
 
     def __iter__(self) -> TrainingBatchLoader:
@@ -106,7 +108,7 @@ class TrainingBatchLoader:
                 if self.transforms is not None:
                     out = self.transforms(image=image, segmentation=seg)
                     image, seg = out["image"], out["segmentation"]
-                if data_all is None:
+                if data_all is None or seg_all is None:  # the first sample: both are None
                     data_all = torch.empty((self.batch_size, *image.shape), dtype=torch.float32)
                     seg_all = (
                         [torch.empty((self.batch_size, *s.shape), dtype=s.dtype) for s in seg]

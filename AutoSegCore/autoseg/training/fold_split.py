@@ -32,6 +32,8 @@ def fold_cases(preprocessed_dataset: Path, identifiers: Sequence[str], fold: Fol
         return ids, ids
     splits_file = Path(preprocessed_dataset) / SPLITS_FILE
     splits = create_splits_file(splits_file, ids)
+    if not isinstance(fold, int):
+        raise TypeError(f"fold must be an int or 'all', got {fold!r}")
     if fold < len(splits):
         train, val = list(splits[fold]["train"]), list(splits[fold]["val"])
         missing = sorted(set(train + val) - set(ids))

@@ -74,8 +74,8 @@ class DiceCELoss(nn.Module):
         self.dice = SoftDiceLoss(lambda t: torch.softmax(t, 1), batch_dice, do_bg=False, gather=gather)
         self.ce = nn.CrossEntropyLoss(ignore_index=ignore_label if ignore_label is not None else -100)
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``output`` logits (b, c, ...), ``target`` label map (b, 1, ...)."""
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | float:
+        """``output`` logits (b, c, ...), ``target`` label map (b, 1, ...); 0.0 when every term is switched off."""
         if self.ignore_label is not None:
             mask = target != self.ignore_label
             dice_target = torch.where(mask, target, 0)
@@ -133,7 +133,7 @@ def deep_supervision_weights(num_outputs: int, ddp_without_compile: bool = False
 class DeepSupervisionLoss(nn.Module):
     """Weighted sum of a loss over the outputs of every decoder resolution (zero weights are skipped)."""
 
-    def __init__(self, loss: nn.Module, weights: Sequence[float]) -> None:
+    def __init__(self, loss: nn.Module, weights: Sequence[float] | np.ndarray) -> None:
         super().__init__()
         if not any(w != 0 for w in weights):
             raise ValueError("at least one deep-supervision weight must be non-zero")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from autoseg.errors import AutoSegError
 
@@ -57,8 +58,8 @@ class TrainingSettings:
     def with_options(self, epochs: int | None = None, iterations_per_epoch: int | None = None,
                      val_iterations: int | None = None, seed: int | None = None) -> TrainingSettings:
         """These settings with the command-line overrides that were given (None: keep), validated."""
-        changes = {"num_epochs": epochs, "iterations_per_epoch": iterations_per_epoch,
-                   "val_iterations": val_iterations, "seed": seed}
+        changes: dict[str, Any] = {"num_epochs": epochs, "iterations_per_epoch": iterations_per_epoch,
+                                   "val_iterations": val_iterations, "seed": seed}
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 

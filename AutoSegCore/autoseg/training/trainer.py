@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -114,12 +114,13 @@ class Trainer:
         """The module the training step calls: ``torch.compile``d when enabled (checked on first use)."""
         wanted = self.job.compile
         if wanted is None:
-            flag = os.environ.get("nnUNet_compile", "true")  # noqa: SIM112 - nnU-Net's variable name.lower() in ("1", "true", "t", "yes")
+            # SIM112 wants environment variables in upper case: this is nnU-Net's name
+            flag = os.environ.get("nnUNet_compile", "true").lower() in ("1", "true", "t", "yes")  # noqa: SIM112
             wanted = flag and self.device.type == "cuda" and sys.platform != "win32"
         if not wanted:
             return self.network
         try:
-            return torch.compile(self.network)
+            return cast(torch.nn.Module, torch.compile(self.network))  # an OptimizedModule
         except Exception as err:
             self.log(f"torch.compile is not available ({type(err).__name__}: {err}); training eagerly.")
             return self.network
@@ -369,7 +370,10 @@ class Trainer:
         self.training_log.train_losses.append(train_loss)
 
         self.network.eval()
-        val_losses, tp, fp, fn = [], 0, 0, 0
+        val_losses: list[float] = []
+        tp: np.ndarray | int = 0  # confusion counts per class, summed over the validation patches
+        fp: np.ndarray | int = 0
+        fn: np.ndarray | int = 0
         for _ in range(s.val_iterations):
             loss, batch_tp, batch_fp, batch_fn = self.validation_step(next(val_batches))
             val_losses.append(loss)

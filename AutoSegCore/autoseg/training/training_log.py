@@ -7,11 +7,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 EMA_MOMENTUM = 0.9
 
 
-def pseudo_dice(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> list[float]:
+def pseudo_dice(tp: npt.ArrayLike, fp: npt.ArrayLike, fn: npt.ArrayLike) -> list[float]:
     """Per-class Dice from counts summed over all validation patches (NaN where a class never occurs)."""
     tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
     with np.errstate(invalid="ignore", divide="ignore"):

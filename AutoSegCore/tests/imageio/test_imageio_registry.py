@@ -13,15 +13,16 @@ from imageio_helpers import labels, write_sitk
 from PIL import Image
 
 from autoseg.errors import DatasetError, ImageIOError
-from autoseg.imageio import (
+from autoseg.imageio.nibabel_io import NibabelIO
+from autoseg.imageio.registry import (
+    READER_WRITERS,
+    candidate_classes,
     reader_writer_class_by_name,
     reader_writer_class_for_ending,
     reader_writer_for_dataset,
     reader_writer_for_dataset_folder,
     reader_writer_for_file,
 )
-from autoseg.imageio.nibabel_io import NibabelIO
-from autoseg.imageio.registry import READER_WRITERS, candidate_classes
 
 NNUNET_NAMES = [
     "SimpleITKIO",

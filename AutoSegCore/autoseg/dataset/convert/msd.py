@@ -317,7 +317,8 @@ def msd_files(folder: Path) -> list[Path]:
     """The ``.nii.gz`` files of a folder, skipping hidden ``.``/``_`` files (macOS ``._x.nii.gz``)."""
     if not folder.is_dir():
         return []
-    files, ignored = [], []
+    files: list[Path] = []
+    ignored: list[Path] = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith((".", "_")) or not entry.is_file():
             continue

@@ -178,7 +178,7 @@ def write_export(plan: ExportPlan, overwrite: bool = False, progress: CaseProgre
         )
     from autoseg.dataset.export.write import write_case
 
-    written = []
+    written: list[str] = []
     for index, case in enumerate(plan.cases, start=1):
         try:
             write_case(

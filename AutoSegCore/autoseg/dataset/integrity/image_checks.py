@@ -72,7 +72,7 @@ class CaseResult:
 # ------------------------------------------------------------------------------------------ reading
 def reader_for(spec: dict[str, Any]) -> Any:
     """The dataset's reader/writer, created once per process."""
-    from autoseg.imageio import reader_writer_for_dataset
+    from autoseg.imageio.registry import reader_writer_for_dataset
 
     key = json.dumps(spec, sort_keys=True, default=str)
     if key not in _READERS:
