@@ -8,8 +8,9 @@ volume's geometry with one named, coloured segment per label.
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import qt
@@ -34,6 +35,9 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+if TYPE_CHECKING:
+    from autoseg.slicer_support.models import ModelInfo
 
 MODEL_FOLDERS_KEY = "AutoSeg/ExtraModelFolders"
 VOLUME_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -206,6 +210,26 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
             count=segmentationNode.GetSegmentation().GetNumberOfSegments(), node=segmentationNode.GetName())
 
 
+@dataclass
+class SegmentationJob:
+    """A prediction running in the background: the model, its temporary folder and the nodes it fills."""
+
+    model: "ModelInfo"
+    folder: Path  # temporary: input/, output/, postprocessed/, progress.jsonl; deleted when the job ends
+    volume: vtkMRMLScalarVolumeNode  # channel 0: the result is loaded on its geometry
+    segmentation: vtkMRMLSegmentationNode
+    probabilities: bool
+    output: Path  # the folder with the final label file (prediction or postprocessed)
+
+    @property
+    def resultFile(self) -> Path:
+        return self.output / f"case{self.model.file_ending}"
+
+    @property
+    def probabilitiesFile(self) -> Path:
+        return self.folder / "output" / "case.npz"
+
+
 class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     """Runs a model on volume nodes in the background; usable from the Python console without the GUI."""
 
@@ -279,8 +303,9 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             shutil.rmtree(folder, ignore_errors=True)
             raise
         usePostprocessing = postprocessing and model.postprocessing_file is not None
-        self.job = dict(model=model, folder=folder, volume=volumeNodes[0], segmentation=segmentationNode,
-                        probabilities=probabilities, output=folder / ("postprocessed" if usePostprocessing else "output"))
+        self.job = SegmentationJob(model=model, folder=folder, volume=volumeNodes[0], segmentation=segmentationNode,
+                                   probabilities=probabilities,
+                                   output=folder / ("postprocessed" if usePostprocessing else "output"))
         progressFile = folder / "progress.jsonl"
         self.runner.start(predict_command(None, folder / "input", folder / "output", model.folder, folds, device=device,
                                           step_size=stepSize, tta=tta, save_probabilities=probabilities,
@@ -312,22 +337,21 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         if returncode != 0:
             self.job = None
             self.onDone(None, _("Prediction failed or was cancelled (exit code {code}); see the log.").format(code=returncode))
-            shutil.rmtree(job["folder"], ignore_errors=True)
+            shutil.rmtree(job.folder, ignore_errors=True)
         elif self.runner.queue:  # postprocessing comes next
             return
         else:
             self.job = None
             error = None
             try:
-                self.loadResult(job["output"] / f"case{job['model'].file_ending}", job["volume"], job["model"],
-                                job["segmentation"])
-                if job["probabilities"]:
-                    self.loadProbabilities(job["folder"] / "output" / "case.npz", job["volume"], job["model"])
+                self.loadResult(job.resultFile, job.volume, job.model, job.segmentation)
+                if job.probabilities:
+                    self.loadProbabilities(job.probabilitiesFile, job.volume, job.model)
             except Exception as err:
                 error = _("Could not load the result: {error}").format(error=err)
             finally:
-                shutil.rmtree(job["folder"], ignore_errors=True)
-            self.onDone(job["segmentation"], error)
+                shutil.rmtree(job.folder, ignore_errors=True)
+            self.onDone(job.segmentation, error)
 
     @staticmethod
     def loadResult(labelFile, volumeNode, model, segmentationNode):

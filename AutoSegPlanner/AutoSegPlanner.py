@@ -2,12 +2,13 @@
 
 The export itself (label table, labelmaps on the reference volume's geometry, dataset.json) is
 ``autoseg.dataset.export.segmentations``; this module only writes scene nodes to files, shows the
-tables, asks before replacing cases, and runs planning in a background process.
+tables, asks before replacing cases, and runs the export (``autoseg export_segmentations``) and planning
+in a background process.
 """
 
 import logging
+import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import qt
 import slicer
 from AutoSegSlicerLib import (
     ParameterNodeWidgetMixin,
+    PlannerExport,
     ProcessRunner,
     fillTable,
     requireSupportedSlicer,
@@ -72,7 +74,6 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._exportPlan = None
-        self._exportThread = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -83,8 +84,10 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = AutoSegPlannerLogic()
-        self.logic.runner.onOutput = self.ui.logTextEdit.appendPlainText
-        self.logic.runner.onFinished = self.onPlanningFinished
+        self.logic.onOutput = self.ui.logTextEdit.appendPlainText
+        self.logic.onExportProgress = self.onExportProgress
+        self.logic.onExportDone = self.onExportDone
+        self.logic.onPlanningDone = self.onPlanningFinished
 
         self.observeSceneClose()
         self.ui.datasetComboBox.currentTextChanged.connect(self.onDatasetChanged)
@@ -107,10 +110,10 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         p = self._parameterNode
         hasCase = bool(p and p.segmentation and self.ui.volumesSelector.checkedNodes() and p.caseId.strip())
         self.ui.addSceneCaseButton.enabled = hasCase
-        self.ui.exportButton.enabled = self._exportPlan is not None and not self._exportPlan.problems
-        busy = self.logic.runner.isRunning or (self._exportThread is not None and self._exportThread.is_alive())
+        busy = self.logic.runner.isRunning
+        self.ui.exportButton.enabled = self._exportPlan is not None and not self._exportPlan.problems and not busy
         self.ui.planButton.enabled = not busy
-        self.ui.cancelButton.enabled = self.logic.runner.isRunning
+        self.ui.cancelButton.enabled = busy
 
     # Dataset --------------------------------------------------------------------------------------
 
@@ -158,9 +161,7 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
             self.refreshCasesTable()
 
     def onRemoveCase(self):
-        rows = sorted({index.row() for index in self.ui.casesTable.selectedIndexes()}, reverse=True)
-        for row in rows:
-            del self.logic.cases[row]
+        self.logic.removeCases({index.row() for index in self.ui.casesTable.selectedIndexes()})
         self.refreshCasesTable()
 
     def refreshCasesTable(self):
@@ -198,27 +199,30 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
                     folder=plan.dataset_folder, cases=", ".join(plan.existing_cases)))
             if not overwrite:
                 return
-        self.ui.progressBar.setValue(0)
-        self._exportThread = self.logic.startExport(plan, overwrite)
+        with slicer.util.tryWithErrorDisplay(_("Could not start the export."), waitCursor=True):
+            self.logic.startExport(plan, overwrite)
+            self.ui.progressBar.setValue(0)
+            self.ui.statusLabel.text = _("Exporting...")
         self.updateButtons()
-        qt.QTimer.singleShot(200, self.pollExport)
 
-    def pollExport(self):
-        state = self.logic.exportState
-        if state["total"]:
-            self.ui.progressBar.setValue(int(100 * state["done"] / state["total"]))
-        self.ui.statusLabel.text = state["message"]
-        if self._exportThread.is_alive():
-            qt.QTimer.singleShot(200, self.pollExport)
-            return
-        self._exportThread = None
+    def onExportProgress(self, export):
+        self.ui.progressBar.setValue(int(100 * export.done / export.total))
+        self.ui.statusLabel.text = _("Exported {case} ({done}/{total})").format(
+            case=export.lastCase, done=export.done, total=export.total)
+
+    def onExportDone(self, export):
         self._exportPlan = None
-        if state["error"]:
-            slicer.util.errorDisplay(_("Export failed: {error}").format(error=state["error"]))
+        if export.cancelled:
+            self.ui.statusLabel.text = _("Export cancelled.")
+        elif export.error:
+            self.ui.statusLabel.text = _("Export failed; see the log.")
+            slicer.util.errorDisplay(_("Export failed: {error}").format(error=export.error))
         else:
-            self.ui.logTextEdit.appendPlainText(state["message"])
+            message = _("Exported {count} case(s) to {folder}").format(count=export.total, folder=export.datasetFolder)
+            self.ui.statusLabel.text = message
+            self.ui.logTextEdit.appendPlainText(message)
             self.refreshDatasets()
-            self.ui.datasetComboBox.setCurrentText(Path(state["dataset_folder"]).name)
+            self.ui.datasetComboBox.setCurrentText(export.datasetFolder.name)
         self.updateButtons()
 
     # Planning -------------------------------------------------------------------------------------
@@ -244,15 +248,24 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
 
 
 class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
-    """Curation and planning without the GUI (usable from the Python console and self-tests)."""
+    """Curation and planning without the GUI (usable from the Python console and self-tests).
+
+    Long work runs in ``runner`` (one command at a time from the module); the Logic reports through
+    ``onOutput(line)``, ``onExportProgress(export)``, ``onExportDone(export)`` and
+    ``onPlanningDone(command, returncode)``.
+    """
 
     def __init__(self, processFactory=None):
         requireSupportedSlicer()
         ScriptedLoadableModuleLogic.__init__(self)
         self.cases = []  # autoseg ExportCase list, in the order added
         self.stagingFolder = Path(tempfile.mkdtemp(prefix="AutoSegPlanner-", dir=slicer.app.temporaryPath))
-        self.runner = ProcessRunner(processFactory=processFactory)
-        self.exportState = {"done": 0, "total": 0, "message": "", "error": None, "dataset_folder": None}
+        self.runner = ProcessRunner(onOutput=self._output, onFinished=self._finished, processFactory=processFactory)
+        self.onOutput = lambda line: logging.info(line)
+        self.onExportProgress = lambda export: None
+        self.onExportDone = lambda export: None
+        self.onPlanningDone = lambda command, returncode: None
+        self.export = None  # the PlannerExport (AutoSegSlicerLib.export) running, or the last one
 
     def getParameterNode(self):
         return AutoSegPlannerParameterNode(super().getParameterNode())
@@ -294,15 +307,20 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
         if not caseId or any(c in caseId for c in "/\\:"):
             raise ValueError(_("Give the case a name without / \\ or : (for example case_001)."))
-        if any(case.case_id == caseId for case in self.cases):
+        if any(case.case_id.casefold() == caseId.casefold() for case in self.cases):  # one staging folder per case
             raise ValueError(_("A case named {case} is already in the list.").format(case=caseId))
         if segmentationNode is None or not volumeNodes:
             raise ValueError(_("Select the case's volume(s) and its segmentation."))
-        folder = self.stagingFolder / caseId
-        folder.mkdir(parents=True, exist_ok=True)
-        images = writeCaseVolumes(volumeNodes, folder, caseId, ".nrrd")
-        segmentationPath = folder / f"{caseId}.seg.nrrd"
-        writeSegmentationInFrameOf(segmentationNode, volumeNodes[0], segmentationPath)
+        folder = self.stagingFolder / caseId  # holds this case only: the export reads the folder
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        try:
+            images = writeCaseVolumes(volumeNodes, folder, caseId, ".nrrd")
+            segmentationPath = folder / f"{caseId}.seg.nrrd"
+            writeSegmentationInFrameOf(segmentationNode, volumeNodes[0], segmentationPath)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         case = ExportCase(case_id=caseId, images=images, segmentation=segmentationPath)
         self.cases.append(case)
         return case
@@ -317,6 +335,13 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("Cases already in the list: {cases}").format(cases=", ".join(clashes)))
         self.cases.extend(found)
         return found
+
+    def removeCases(self, indexes):
+        """Remove the cases at these list positions; the files staged for scene cases are deleted."""
+        for index in sorted(set(indexes), reverse=True):
+            case = self.cases.pop(index)
+            if self.stagingFolder in case.segmentation.parents:
+                shutil.rmtree(case.segmentation.parent, ignore_errors=True)
 
     @staticmethod
     def nextCaseId(caseId):
@@ -340,29 +365,48 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         return [(str(value), name + (_(" (new)") if name in new else ""), str(count), ", ".join(missing))
                 for value, name, count, missing in plan.label_rows()]
 
-    def startExport(self, plan, overwrite):
-        """Write the dataset in a worker thread (file work only); progress in ``exportState``."""
-        from autoseg.dataset.export.segmentations import write_export
+    def startExport(self, plan, overwrite=False):
+        """Write the planned cases with ``autoseg export_segmentations`` in the background (see ``onExportDone``).
 
-        state = self.exportState
-        state.update(done=0, total=len(plan.cases), message=_("Exporting..."), error=None,
-                     dataset_folder=str(plan.dataset_folder))
+        The child plans again from the same files, target, channel names and file ending, so it writes what
+        ``plan`` shows (or refuses, listing the problems).
+        """
+        from autoseg.slicer_support.commands import export_inputs, export_segmentations_command
 
-        def progress(done, total, caseId):
-            state.update(done=done, total=total, message=_("Exported {case} ({done}/{total})").format(
-                case=caseId, done=done, total=total))
+        if self.runner.isRunning:
+            raise RuntimeError(_("Another AutoSeg command is running: wait for it to finish or cancel it."))
+        if plan.problems:
+            raise ValueError("\n".join(plan.problems))
+        folder = Path(plan.dataset_folder)
+        workspace = self.workspace(folder.parent.parent)  # planExport's nnUNet_raw is <workspace>/nnUNet_raw
+        command = export_segmentations_command(
+            workspace, export_inputs([case.segmentation for case in plan.cases]), folder.name,
+            channel_names=plan.channel_names, file_ending=plan.file_ending, overwrite=overwrite)
+        self.export = PlannerExport(command=command, datasetFolder=folder, total=len(plan.cases))
+        try:
+            self.runner.start(command)
+        except Exception:
+            self.export = None
+            raise
+        return self.export
 
-        def work():
-            try:
-                written = write_export(plan, overwrite=overwrite, progress=progress)
-                state["message"] = _("Exported {count} case(s) to {folder}").format(count=len(written), folder=plan.dataset_folder)
-            except Exception as err:  # shown by the widget
-                logging.exception("AutoSeg export failed")
-                state["error"] = str(err)
+    def _isCurrent(self, command):
+        return self.runner.current is not None and self.runner.current[0] is command
 
-        thread = threading.Thread(target=work, name="AutoSegExport", daemon=True)
-        thread.start()
-        return thread
+    def _output(self, line):
+        export = self.export
+        ours = export is not None and export.returncode is None and self._isCurrent(export.command)
+        if ours and export.readLine(line):
+            self.onExportProgress(export)
+        self.onOutput(line)
+
+    def _finished(self, command, returncode):
+        export = self.export
+        if export is None or command is not export.command:
+            self.onPlanningDone(command, returncode)
+            return
+        export.finish(returncode)
+        self.onExportDone(export)
 
     def startPlanning(self, workspaceFolder, dataset, verify=True, gpuMemoryTargetGb=8.0):
         from autoseg.paths import find_dataset_name, parse_dataset_id
@@ -398,10 +442,12 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
     def test_export_two_scene_cases(self):
         import numpy as np
         import SimpleITK as sitk
-        from AutoSegSlicerLib.testing import makeAnnotatedCase
+        from AutoSegSlicerLib.testing import makeAnnotatedCase, testProcessFactory
 
         workspace = Path(tempfile.mkdtemp(prefix="AutoSegPlannerTest-"))
-        logic = AutoSegPlannerLogic()
+        logic = AutoSegPlannerLogic(processFactory=testProcessFactory())
+        done = []
+        logic.onExportDone = done.append
         painted = {}
         for index, segmentNames in enumerate((["Liver", "Kidney"], [" liver", "KIDNEY "])):
             volume, segmentation, labels = makeAnnotatedCase(f"case{index}", segmentNames, seed=index)
@@ -410,8 +456,9 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
         plan = logic.planExport(workspace, "42", "PlannerTest", {"0": "MR"}, ".nii.gz")
         self.assertEqual(plan.problems, [])
         self.assertEqual(plan.label_table.labels, {"background": 0, "Liver": 1, "Kidney": 2})
-        logic.startExport(plan, overwrite=False).join()
-        self.assertIsNone(logic.exportState["error"])
+        logic.startExport(plan, overwrite=False)  # `autoseg export_segmentations` in a background process
+        logic.runner.waitForCompletion(timeoutSeconds=300)
+        self.assertEqual([(export.returncode, export.error, export.done) for export in done], [(0, "", 2)])
         folder = workspace / "nnUNet_raw" / "Dataset042_PlannerTest"
         for caseId, labels in painted.items():
             image = sitk.ReadImage(str(folder / "imagesTr" / f"{caseId}_0000.nii.gz"))
@@ -422,5 +469,7 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
         # a second export of the same cases is refused without overwrite, and the files stay as they were
         again = logic.planExport(workspace, "Dataset042_PlannerTest", None, {"0": "MR"}, ".nii.gz")
         self.assertEqual(sorted(again.existing_cases), ["case0", "case1"])
-        logic.startExport(again, overwrite=False).join()
-        self.assertIn("case0", logic.exportState["error"])
+        logic.startExport(again, overwrite=False)
+        logic.runner.waitForCompletion(timeoutSeconds=300)
+        self.assertEqual(done[-1].returncode, 1)
+        self.assertIn("case0", done[-1].error)

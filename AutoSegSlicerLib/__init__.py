@@ -2,8 +2,8 @@
 
 Everything that can be written without Slicer lives in ``autoseg.slicer_support`` (tested in CI);
 this package only adds what needs ``slicer``/``qt``: installing dependencies, running AutoSeg commands
-in the background from a Qt timer, writing scene nodes to case files, and the workspace folder kept in the
-application settings. It imports AutoSegCore only inside functions, so that an unsupported Slicer gets
+in the background from a Qt timer (and following the Planner's export through its output), writing scene
+nodes to case files, and the workspace folder kept in the application settings. It imports AutoSegCore only inside functions, so that an unsupported Slicer gets
 ``compatibility``'s explanation instead of an import error.
 """
 
@@ -14,12 +14,14 @@ from AutoSegSlicerLib.compatibility import (
     unsupportedSlicerMessage,
 )
 from AutoSegSlicerLib.dependencies import dependenciesMissing, ensureDependencies, setUpDependencyPanel
+from AutoSegSlicerLib.export import PlannerExport
 from AutoSegSlicerLib.process import ProcessRunner, pythonSlicerExecutable
 from AutoSegSlicerLib.settings import defaultWorkspaceFolder, setWorkspaceFolder, workspaceFolder
 from AutoSegSlicerLib.widgets import ParameterNodeWidgetMixin, fillTable
 
 __all__ = [
     "ParameterNodeWidgetMixin",
+    "PlannerExport",
     "ProcessRunner",
     "defaultWorkspaceFolder",
     "dependenciesMissing",

@@ -57,3 +57,17 @@ def makeAnnotatedCase(name, segmentNames, seed=0, shape=(24, 40, 40)):
     for index, segmentName in enumerate(segmentNames):
         segments.GetNthSegment(index).SetName(segmentName)
     return volume, segmentation, labels
+
+
+def testProcessFactory():
+    """The ``processFactory`` for self-tests: commands run by ``$AUTOSEG_TEST_PYTHON`` when it is set (a Python
+    with AutoSegCore, as in CI), else None: the modules' default, ``PythonSlicer``."""
+    import os
+
+    python = os.environ.get("AUTOSEG_TEST_PYTHON")
+    if not python:
+        return None
+
+    from autoseg.slicer_support.background_process import BackgroundProcess
+
+    return lambda command: BackgroundProcess(command.command_line(python), environment=command.environment)

@@ -6,8 +6,9 @@ with ETA, keeps a queue of runs, and runs ``autoseg find_best_configuration`` wh
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import slicer
@@ -132,10 +133,7 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
             configurations = self.selectedConfigurations()
             if not configurations:
                 raise ValueError(_("Tick at least one configuration."))
-            folds = self.logic.parseFolds(self._parameterNode.folds)
-            for configuration in configurations:
-                self.logic.queue.add(configuration, folds)
-            self.refreshQueueTable()
+            self.logic.addRuns(configurations, self.logic.parseFolds(self._parameterNode.folds))
 
     def onStart(self):
         p = self._parameterNode
@@ -159,8 +157,7 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.updateButtons()
 
     def onClearQueue(self):
-        self.logic.queue.clear_finished()
-        self.refreshQueueTable()
+        self.logic.clearFinishedRuns()
 
     def onFindBest(self):
         p = self._parameterNode
@@ -185,6 +182,19 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.updateButtons()
 
 
+@dataclass
+class TrainingOptions:
+    """How the queued runs are trained (``train_command``'s options), and whether find_best follows."""
+
+    device: str = "auto"
+    epochs: Optional[int] = None
+    iterationsPerEpoch: Optional[int] = None
+    trainer: str = "nnUNetTrainer"
+    plans: str = "nnUNetPlans"
+    resume: bool = False
+    findBestWhenDone: bool = True
+
+
 class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
     """Queue of training runs in background processes; usable from the Python console without the GUI."""
 
@@ -202,7 +212,7 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.onFindBestDone = lambda columns, rows, summary: None
         self.workspaceFolders = None
         self.dataset = None
-        self.runOptions = {}
+        self.runOptions = TrainingOptions()
         self.currentRun = None
         self.monitor = None
         self.tableNode = None
@@ -238,14 +248,25 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.workspaceFolders = WorkspaceFolders.from_root(workspaceFolder)
         self.dataset = dataset
 
+    def addRuns(self, configurations, folds):
+        """Queue one run per configuration and fold (one already pending or running is not added again)."""
+        added = [run for configuration in configurations for run in self.queue.add(configuration, folds)]
+        self.onQueueChanged()
+        return added
+
+    def clearFinishedRuns(self):
+        """Remove the done, failed and cancelled runs from the queue."""
+        self.queue.clear_finished()
+        self.onQueueChanged()
+
     def startQueue(self, device="auto", epochs=None, iterationsPerEpoch=None, trainer="nnUNetTrainer",
                    plans="nnUNetPlans", resume=False, findBestWhenDone=True):
         """Train every pending run of ``queue`` one after another."""
         if self.queue.next_pending() is None:
             raise ValueError(_("The queue has no pending run: add configurations and folds first."))
-        self.runOptions = dict(device=device, epochs=epochs, iterations_per_epoch=iterationsPerEpoch,
-                               trainer=trainer, plans=plans, resume=resume)
-        self.findBestWhenDone = findBestWhenDone
+        self.runOptions = TrainingOptions(device=device, epochs=epochs, iterationsPerEpoch=iterationsPerEpoch,
+                                          trainer=trainer, plans=plans, resume=resume,
+                                          findBestWhenDone=findBestWhenDone)
         self._ensurePlot()
         self._startNextRun()
 
@@ -256,8 +277,11 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         run = self.queue.next_pending()
         if run is None:
             return False
-        command = train_command(self.workspaceFolders, self.dataset, run.configuration, run.fold, save_npz=True,
-                                **self.runOptions)
+        options = self.runOptions
+        command = train_command(self.workspaceFolders, self.dataset, run.configuration, run.fold,
+                                trainer=options.trainer, plans=options.plans, device=options.device,
+                                epochs=options.epochs, resume=options.resume, save_npz=True,
+                                iterations_per_epoch=options.iterationsPerEpoch)
         self.currentRun = run
         self.monitor = TrainingMonitor(command.progress_file)
         self.queue.mark(run, "running", command.description)
@@ -297,10 +321,10 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.onQueueChanged()
         if returncode != 0:
             return
-        if not self._startNextRun() and self.findBestWhenDone and self.queue.all_done():
+        if not self._startNextRun() and self.runOptions.findBestWhenDone and self.queue.all_done():
             done = [r for r in self.queue.runs if r.state == "done"]
             self.startFindBest(sorted({r.configuration for r in done}), sorted({str(r.fold) for r in done}),
-                               self.runOptions["trainer"], self.runOptions["plans"])
+                               self.runOptions.trainer, self.runOptions.plans)
 
     def _ensurePlot(self):
         if self.tableNode is None or slicer.mrmlScene.GetNodeByID(self.tableNode.GetID()) is None:
@@ -384,7 +408,7 @@ class AutoSegTrainerTest(ScriptedLoadableModuleTest):
         logic = AutoSegTrainerLogic(processFactory=replayTraining)
         self.assertEqual(logic.plannedDatasets(workspace), ["Dataset007_Fake"])
         logic.setDataset(workspace, "Dataset007_Fake")
-        logic.queue.add("3d_fullres", logic.parseFolds("0, 1"))
+        logic.addRuns(["3d_fullres"], logic.parseFolds("0, 1"))
         logic.startQueue(device="cpu", epochs=3, iterationsPerEpoch=2, findBestWhenDone=False)
         logic.runner.waitForCompletion(timeoutSeconds=120)
         self.assertEqual([run.state for run in logic.queue.runs], ["done", "done"])

@@ -98,6 +98,53 @@ def test_single_channel_fallback_ignores_labelmaps(real_slicer, tmp_path):
     assert widget.ui.applyButton.enabled
 
 
+def test_planner_export_runs_in_the_background_and_selects_the_new_dataset(real_slicer, tmp_path, monkeypatch):
+    """Remove a case, build the label table, export (``autoseg export_segmentations`` through the module's
+    ProcessRunner), then export again into the dataset: the replacement is confirmed and passes --overwrite."""
+    import qt
+
+    from autoseg.slicer_support.background_process import BackgroundProcess
+    from AutoSegSlicerLib.testing import makeAnnotatedCase
+
+    qt.QSettings().setValue(WORKSPACE_KEY, str(tmp_path / "ws"))
+    widget = real_slicer.open_module("AutoSegPlanner")
+    widget.logic.runner.processFactory = lambda command: BackgroundProcess(  # this Python instead of PythonSlicer
+        command.command_line(sys.executable), environment=command.environment)
+    for index in range(3):
+        volume, segmentation, _labels = makeAnnotatedCase(f"case{index}", ["Liver", "Kidney"], seed=index)
+        widget.logic.addSceneCase(f"case{index}", [volume], segmentation)
+    widget.refreshCasesTable()
+    widget.ui.casesTable.selectRow(1)
+    widget.onRemoveCase()
+    assert [case.case_id for case in widget.logic.cases] == ["case0", "case2"]
+    assert widget.ui.casesTable.rowCount() == 2
+    parameters = widget._parameterNode
+    parameters.datasetId, parameters.datasetName, parameters.channelNames = 15, "Gui", "MR"
+    widget.onUpdateLabelTable()
+    assert widget.ui.exportButton.enabled
+    widget.onExport()
+    assert widget.ui.cancelButton.enabled and not widget.ui.exportButton.enabled and not widget.ui.planButton.enabled
+    widget.logic.runner.waitForCompletion(timeoutSeconds=300)
+    log = widget.ui.logTextEdit.toPlainText()
+    assert widget.ui.datasetComboBox.currentText == "Dataset015_Gui", log
+    assert widget.ui.progressBar.value == 100 and widget.ui.statusLabel.text.startswith("Exported 2 case(s) to ")
+    assert " export_segmentations -i " in log and "[2/2] case2" in log
+    assert widget.ui.planButton.enabled and not widget.ui.cancelButton.enabled and not widget.ui.exportButton.enabled
+
+    widget.onUpdateLabelTable()
+    assert sorted(widget._exportPlan.existing_cases) == ["case0", "case2"]
+    first = widget.logic.export
+    widget.onExport()  # Slicer's confirmation answers "No" under testing: nothing runs
+    assert widget.logic.export is first and not widget.logic.runner.isRunning
+    questions = []
+    monkeypatch.setattr(real_slicer.slicer.util, "confirmYesNoDisplay",
+                        lambda text, **kwargs: questions.append(text) or True)
+    widget.onExport()
+    assert "case0, case2" in questions[0] and "--overwrite" in widget.logic.export.command.args
+    widget.logic.runner.waitForCompletion(timeoutSeconds=300)
+    assert widget.logic.export.returncode == 0 and widget.ui.datasetComboBox.currentText == "Dataset015_Gui"
+
+
 @pytest.mark.parametrize("version", slicer_env.VERSIONS)
 def test_module_category_uses_slicer_s_translated_segmentation_category(tmp_path, version):
     """A translated Slicer shows one "Segmentation" category: AutoSeg's is translated in Slicer's context."""

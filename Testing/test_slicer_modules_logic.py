@@ -1,7 +1,7 @@
 """The Slicer modules' Logic classes on Slicer's real libraries (``slicer_env``: slicer-core MRML + Slicer's
-own Python library of 5.10 and main): the Planner's folder export and background planning, the
-Trainer's queue/curves/find-best flow with real child processes, the Inference module's model discovery
-and input checks, and the modules' own self-tests.
+own Python library of 5.10 and main): the Planner's export (``autoseg export_segmentations``) and planning
+in background processes, the Trainer's queue/curves/find-best flow with real child processes, the Inference
+module's model discovery and input checks, and the modules' own self-tests.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def _planned_workspace(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("module", slicer_env.MODULES)
-def test_module_self_test_passes(real_slicer, module):
+def test_module_self_test_passes(real_slicer, module, monkeypatch):
     """Each module's ScriptedLoadableModuleTest, as Slicer's self-test runner calls it."""
+    monkeypatch.setenv("AUTOSEG_TEST_PYTHON", sys.executable)  # instead of PythonSlicer (AutoSegSlicerLib.testing)
     loaded, _parent = real_slicer.create_module(module)
     getattr(loaded, f"{module}Test")().runTest()
 
@@ -74,8 +75,11 @@ def test_trainer_queue_runs_in_order_and_fills_the_curves(real_slicer, tmp_path)
     workspace = _planned_workspace(tmp_path / "ws")
     assert logic.plannedDatasets(workspace) == ["Dataset007_Fake"]
     logic.setDataset(workspace, "Dataset007_Fake")
-    logic.queue.add("3d_fullres", logic.parseFolds("0, 1"))
+    logic.addRuns(["3d_fullres"], logic.parseFolds("0, 1"))
+    assert changes == [["pending", "pending"]]  # the widget's queue table follows the Logic's queue
     logic.startQueue(device="cpu", epochs=3, iterationsPerEpoch=2, findBestWhenDone=False)
+    assert logic.runOptions == trainer_module.TrainingOptions(device="cpu", epochs=3, iterationsPerEpoch=2,
+                                                               findBestWhenDone=False)
     logic.runner.waitForCompletion(timeoutSeconds=120)
     assert [r.state for r in logic.queue.runs] == ["done", "done"]
     assert ["running", "pending"] in changes and ["done", "running"] in changes  # one at a time, in order
@@ -88,6 +92,8 @@ def test_trainer_queue_runs_in_order_and_fills_the_curves(real_slicer, tmp_path)
     assert chart.GetNumberOfPlotSeriesNodes() == 4
     assert chart.GetNthPlotSeriesNode(0).GetTableNodeID() == logic.tableNode.GetID()
     assert logic.monitor.status.state == "finished"
+    logic.clearFinishedRuns()
+    assert logic.queue.runs == [] and changes[-1] == []
     with pytest.raises(ValueError, match="Folds"):
         logic.parseFolds("zero")
     with pytest.raises(ValueError, match="planned dataset"):
@@ -99,7 +105,7 @@ def test_trainer_failure_stops_the_queue_and_cancel_marks_runs(real_slicer, tmp_
     workspace = _planned_workspace(tmp_path / "ws")
     failing = trainer_module.AutoSegTrainerLogic(processFactory=_python_process("import sys; sys.exit(3)"))
     failing.setDataset(workspace, "Dataset007_Fake")
-    failing.queue.add("3d_fullres", ["0", "1"])
+    failing.addRuns(["3d_fullres"], ["0", "1"])
     failing.startQueue(device="cpu")
     failing.runner.waitForCompletion(timeoutSeconds=60)
     assert [r.state for r in failing.queue.runs] == ["failed", "pending"]
@@ -107,7 +113,7 @@ def test_trainer_failure_stops_the_queue_and_cancel_marks_runs(real_slicer, tmp_
 
     sleeping = trainer_module.AutoSegTrainerLogic(processFactory=_python_process("import time; time.sleep(60)"))
     sleeping.setDataset(workspace, "Dataset007_Fake")
-    sleeping.queue.add("2d", ["0", "1"])
+    sleeping.addRuns(["2d"], ["0", "1"])
     sleeping.startQueue(device="cpu")
     real_slicer.app.processEvents()
     sleeping.cancel()
@@ -140,7 +146,7 @@ def test_trainer_runs_find_best_when_the_queue_is_done(real_slicer_oldest, tmp_p
     shown = []
     logic.onFindBestDone = lambda columns, rows, summary: shown.append((columns, rows, summary))
     logic.setDataset(workspace, "7")
-    logic.queue.add("3d_fullres", ["0"])
+    logic.addRuns(["3d_fullres"], ["0"])
     logic.startQueue(device="cpu", findBestWhenDone=True)
     logic.runner.waitForCompletion(timeoutSeconds=120)
     assert len(shown) == 1
@@ -218,22 +224,79 @@ def test_planner_exports_a_folder_and_plans_in_the_background(real_slicer_oldest
     plan = logic.planExport(workspace, "12", "Organs", {"0": "CT"}, ".nii.gz")
     assert plan.problems == []
     assert [row[:3] for row in logic.labelTableRows(plan)] == [("1", "Spleen (new)", "3"), ("2", "Liver (new)", "3")]
-    logic.startExport(plan, overwrite=False).join()
-    assert logic.exportState["error"] is None
+    export = logic.startExport(plan, overwrite=False)
+    assert export.command.args[2:5] == ["export_segmentations", "-i", str(source)]  # the whole folder: one path
+    logic.runner.waitForCompletion(timeoutSeconds=300)
+    assert (export.returncode, export.error, export.done) == (0, "", 3)
     dataset = workspace / "nnUNet_raw" / "Dataset012_Organs"
     for case, labels in painted.items():
         np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(dataset / "labelsTr" / f"{case}.nii.gz"))), labels)
     assert logic.existingDatasets(workspace) == ["Dataset012_Organs"]
     assert logic.datasetJson(workspace, "Dataset012_Organs")["labels"] == {"background": 0, "Spleen": 1, "Liver": 2}
 
-    lines = []
-    logic.runner.onOutput = lines.append
+    lines, planned = [], []
+    logic.onOutput = lines.append
+    logic.onExportDone = lambda export: pytest.fail("planning is not an export")
+    logic.onPlanningDone = lambda command, returncode: planned.append(returncode)
     logic.startPlanning(workspace, "Dataset012_Organs", verify=True, gpuMemoryTargetGb=2.0)
     logic.runner.waitForCompletion(timeoutSeconds=600)
+    assert planned == [0], "\n".join(lines[-30:])
     columns, rows = logic.plansSummary(workspace, "12")
     assert "3d_fullres" in [row[0] for row in rows], "\n".join(lines[-30:])
     assert columns[0] == "configuration"
     assert logic.nextCaseId("case_009") == "case_010" and logic.nextCaseId("liver") == "liver_2"
+
+
+def test_planner_exports_scene_cases_in_a_background_process_and_can_cancel(real_slicer_oldest, tmp_path):
+    """Scene cases -> staging folder -> ``autoseg export_segmentations`` run by the ProcessRunner, as the module
+    does: progress per case, exactly the listed cases (a removed one is not exported), dataset.json; cancelled."""
+    from AutoSegSlicerLib.testing import makeAnnotatedCase
+
+    planner_module = real_slicer_oldest.load_module("AutoSegPlanner")
+    logic = planner_module.AutoSegPlannerLogic(processFactory=_autoseg_process)
+    output, progress, done = [], [], []
+    logic.onOutput = output.append
+    logic.onExportProgress = lambda export: progress.append((export.done, export.total, export.lastCase))
+    logic.onExportDone = done.append
+    painted = {}
+    for index, names in enumerate((["Liver", "Kidney"], ["kidney", "LIVER"], [" liver", "KIDNEY "])):
+        volume, segmentation, painted[f"case{index}"] = makeAnnotatedCase(f"case{index}", names, seed=index)
+        logic.addSceneCase(f"case{index}", [volume], segmentation)
+    with pytest.raises(ValueError, match="already in the list"):
+        logic.addSceneCase("CASE1", [volume], segmentation)  # one staging folder per case, also where case is ignored
+    staged = logic.cases[1].segmentation.parent
+    logic.removeCases([1])
+    assert [case.case_id for case in logic.cases] == ["case0", "case2"] and not staged.exists()
+
+    workspace = tmp_path / "ws"
+    plan = logic.planExport(workspace, "13", "Scene", {"0": "MR"}, ".nii.gz")
+    assert plan.problems == []
+    export = logic.startExport(plan)
+    assert logic.runner.isRunning and logic.export is export
+    with pytest.raises(RuntimeError, match="running"):
+        logic.startExport(plan)
+    logic.runner.waitForCompletion(timeoutSeconds=300)
+    assert done == [export] and (export.returncode, export.error, export.cancelled) == (0, "", False), output[-20:]
+    assert progress == [(1, 2, "case0"), (2, 2, "case2")]
+    inputs = export.command.args[export.command.args.index("-i") + 1:export.command.args.index("-d")]
+    assert inputs == [str(logic.stagingFolder / "case0"), str(logic.stagingFolder / "case2")]
+    assert any(line.startswith("$ ") and " export_segmentations " in line for line in output)
+    dataset = workspace / "nnUNet_raw" / "Dataset013_Scene"
+    assert json.loads((dataset / "dataset.json").read_text()) == {
+        "channel_names": {"0": "MR"}, "labels": {"background": 0, "Liver": 1, "Kidney": 2}, "numTraining": 2,
+        "file_ending": ".nii.gz"}
+    assert sorted(p.name for p in (dataset / "imagesTr").iterdir()) == ["case0_0000.nii.gz", "case2_0000.nii.gz"]
+    for case in ("case0", "case2"):
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(dataset / "labelsTr" / f"{case}.nii.gz")))
+        np.testing.assert_array_equal(label, painted[case])
+
+    # cancelled at once, before the child writes anything: no dataset (the CLI writes dataset.json last and
+    # does not take back cases written before a cancel; the module then offers to overwrite them)
+    cancelled = logic.startExport(logic.planExport(workspace, "14", "Cancelled", {"0": "MR"}, ".nii.gz"))
+    logic.runner.cancel()
+    logic.runner.waitForCompletion(timeoutSeconds=60)
+    assert done[-1] is cancelled and cancelled.cancelled and cancelled.error == "cancelled"
+    assert not (workspace / "nnUNet_raw" / "Dataset014_Cancelled").exists() and not logic.runner.isRunning
 
 
 def test_end_to_end_self_test_export_plan_train_infer(real_slicer_oldest, monkeypatch):

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -50,6 +52,23 @@ def _transform_node(scene, matrix: np.ndarray):
     return node
 
 
+def _planner(real_slicer):
+    """The Planner's Logic; its commands (the export) run by this Python instead of PythonSlicer."""
+    from autoseg.slicer_support.background_process import BackgroundProcess
+
+    def process(command):
+        return BackgroundProcess(command.command_line(sys.executable), environment=command.environment)
+
+    return real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic(processFactory=process)
+
+
+def _export(planner, plan) -> None:
+    """Export as the module does (``autoseg export_segmentations`` in a background process) and wait."""
+    export = planner.startExport(plan, overwrite=False)
+    planner.runner.waitForCompletion(timeoutSeconds=300)
+    assert (export.returncode, export.error) == (0, "")
+
+
 def _annotated_case(name: str, seed: int = 0):
     from AutoSegSlicerLib.testing import makeAnnotatedCase
 
@@ -83,14 +102,13 @@ def test_inference_inputs_carry_a_transformed_second_channel_onto_channel_0(real
 
 
 def test_planner_exports_a_transformed_second_channel_registered(real_slicer, tmp_path):
-    planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
+    planner = _planner(real_slicer)
     t1, segmentation, labels = _annotated_case("case T1")
     _t2, t2_voxels = _unregistered_copy(real_slicer.scene, t1, "case T2", _rigid(-20, (1, 0.3, 0.1), (-4, 9, 2)))
     planner.addSceneCase("case0", [t1, _t2], segmentation)
     plan = planner.planExport(tmp_path / "ws", "17", "TwoChannels", {"0": "T1", "1": "T2"}, ".nii.gz")
     assert plan.problems == []
-    planner.startExport(plan, overwrite=False).join()
-    assert planner.exportState["error"] is None
+    _export(planner, plan)
     folder = tmp_path / "ws" / "nnUNet_raw" / "Dataset017_TwoChannels"
     np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "imagesTr" / "case0_0001.nii.gz"))),
                                t2_voxels, atol=1e-3)
@@ -160,7 +178,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def test_planner_exports_a_closed_surface_segmentation_as_a_labelmap(real_slicer, tmp_path):
     from autoseg.imageio.segmentation_file import read_segmentation_file
 
-    planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
+    planner = _planner(real_slicer)
     volume, segmentation, labels = _annotated_case("case0")
     # what an imported model or RTSTRUCT gives: a closed surface as the only (source) representation
     segmentation.CreateClosedSurfaceRepresentation()
@@ -173,8 +191,7 @@ def test_planner_exports_a_closed_surface_segmentation_as_a_labelmap(real_slicer
     # the user's segmentation is untouched
     assert segmentation.GetSegmentation().GetSourceRepresentationName() == "Closed surface"
     plan = planner.planExport(tmp_path / "ws", "18", "Surfaces", {"0": "MR"}, ".nii.gz")
-    planner.startExport(plan, overwrite=False).join()
-    assert planner.exportState["error"] is None
+    _export(planner, plan)
     label = sitk.ReadImage(str(tmp_path / "ws" / "nnUNet_raw" / "Dataset018_Surfaces" / "labelsTr" / "case0.nii.gz"))
     exported = sitk.GetArrayFromImage(label)
     values = plan.label_table.labels
@@ -184,7 +201,7 @@ def test_planner_exports_a_closed_surface_segmentation_as_a_labelmap(real_slicer
 
 def test_planner_writes_the_segmentation_in_channel_0_frame(real_slicer, tmp_path):
     """Volume and segmentation under one transform, or only the volume: the labels land on the painted voxels."""
-    planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
+    planner = _planner(real_slicer)
     scene = real_slicer.scene
     together, segmentation, labels = _annotated_case("together", seed=1)
     shared = _transform_node(scene, _rigid(25, (0.3, 1, 0.2), (5, 5, -5)))
@@ -192,8 +209,7 @@ def test_planner_writes_the_segmentation_in_channel_0_frame(real_slicer, tmp_pat
     segmentation.SetAndObserveTransformNodeID(shared.GetID())
     planner.addSceneCase("together", [together], segmentation)
     plan = planner.planExport(tmp_path / "ws", "19", "Frames", {"0": "MR"}, ".nii.gz")
-    planner.startExport(plan, overwrite=False).join()
-    assert planner.exportState["error"] is None
+    _export(planner, plan)
     written = tmp_path / "ws" / "nnUNet_raw" / "Dataset019_Frames"
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(written / "labelsTr" / "together.nii.gz"))),
                                   labels)
@@ -206,7 +222,7 @@ def test_planner_writes_the_segmentation_in_channel_0_frame(real_slicer, tmp_pat
 def test_planner_carries_an_untransformed_segmentation_into_a_transformed_volume_frame(real_slicer, tmp_path):
     """Segment Editor on a transformed volume: the segmentation (not transformed) is painted in world space."""
     slicer = real_slicer.slicer
-    planner = real_slicer.load_module("AutoSegPlanner").AutoSegPlannerLogic()
+    planner = _planner(real_slicer)
     volume, old, labels = _annotated_case("moved", seed=2)
     real_slicer.scene.RemoveNode(old)
     registration = _rigid(-18, (0.1, 0.2, 1), (7, -3, 9))
@@ -219,8 +235,7 @@ def test_planner_carries_an_untransformed_segmentation_into_a_transformed_volume
     slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(painted_on, segmentation)
     planner.addSceneCase("moved", [volume], segmentation)
     plan = planner.planExport(tmp_path / "ws", "20", "Moved", {"0": "MR"}, ".nii.gz")
-    planner.startExport(plan, overwrite=False).join()
-    assert planner.exportState["error"] is None
+    _export(planner, plan)
     exported = sitk.GetArrayFromImage(sitk.ReadImage(
         str(tmp_path / "ws" / "nnUNet_raw" / "Dataset020_Moved" / "labelsTr" / "moved.nii.gz")))
     np.testing.assert_array_equal(exported, labels)

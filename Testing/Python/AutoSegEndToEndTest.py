@@ -7,7 +7,6 @@ Every step runs the real ``autoseg`` commands in ``PythonSlicer`` processes. Set
 to run the commands with another Python (the process factory is injectable).
 """
 
-import os
 import shutil
 import tempfile
 import unittest
@@ -15,16 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import slicer
-
-
-def _processFactory():
-    python = os.environ.get("AUTOSEG_TEST_PYTHON")
-    if not python:
-        return None  # PythonSlicer
-
-    from autoseg.slicer_support.background_process import BackgroundProcess
-
-    return lambda command: BackgroundProcess(command.command_line(python), environment=command.environment)
 
 
 class AutoSegEndToEndTest(unittest.TestCase):
@@ -38,10 +27,10 @@ class AutoSegEndToEndTest(unittest.TestCase):
     def test_export_plan_train_infer(self):
         from AutoSegInference import AutoSegInferenceLogic
         from AutoSegPlanner import AutoSegPlannerLogic
-        from AutoSegSlicerLib.testing import makeAnnotatedCase
+        from AutoSegSlicerLib.testing import makeAnnotatedCase, testProcessFactory
         from AutoSegTrainer import AutoSegTrainerLogic
 
-        processFactory = _processFactory()
+        processFactory = testProcessFactory()
         planner = AutoSegPlannerLogic(processFactory=processFactory)
         volumes = []
         for index in range(2):
@@ -50,8 +39,9 @@ class AutoSegEndToEndTest(unittest.TestCase):
             volumes.append(volume)
         plan = planner.planExport(self.workspace, "991", "EndToEnd", {"0": "MR"}, ".nii.gz")
         self.assertEqual(plan.problems, [])
-        planner.startExport(plan, overwrite=False).join()
-        self.assertIsNone(planner.exportState["error"])
+        export = planner.startExport(plan, overwrite=False)
+        planner.runner.waitForCompletion(timeoutSeconds=300)
+        self.assertEqual((export.returncode, export.error), (0, ""))
 
         planner.startPlanning(self.workspace, "991", verify=True, gpuMemoryTargetGb=2.0)
         planner.runner.waitForCompletion(timeoutSeconds=900)
@@ -61,7 +51,7 @@ class AutoSegEndToEndTest(unittest.TestCase):
         trainer = AutoSegTrainerLogic(processFactory=processFactory)
         self.assertEqual(trainer.plannedDatasets(self.workspace), ["Dataset991_EndToEnd"])
         trainer.setDataset(self.workspace, "Dataset991_EndToEnd")
-        trainer.queue.add("3d_fullres", ["all"])
+        trainer.addRuns(["3d_fullres"], ["all"])
         trainer.startQueue(device="cpu", epochs=1, iterationsPerEpoch=2, findBestWhenDone=False)
         trainer.runner.waitForCompletion(timeoutSeconds=1800)
         self.assertEqual([run.state for run in trainer.queue.runs], ["done"])

@@ -662,6 +662,9 @@ class QUiLoader:
             widget.setParent(parent)
         for prop in element.findall("property"):
             _apply_property(widget, prop)
+        columns = [column.findtext("property/string") or "" for column in element.findall("column")]
+        if columns and isinstance(widget, QTableWidget):  # a table's <column>s: its columns and their headers
+            widget.setHorizontalHeaderLabels(columns)
         layout = element.find("layout")
         if layout is not None:
             self._layout(layout, widget)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from autoseg.slicer_support.commands import (
     AutoSegCommand,
     WorkspaceFolders,
     apply_postprocessing_command,
+    export_inputs,
+    export_progress,
     export_segmentations_command,
     find_best_command,
     install_zip_command,
@@ -54,7 +57,7 @@ def test_workspace_folders_match_workspace_and_environment(ws, tmp_path):
 def test_plan_and_preprocess(ws):
     command = plan_and_preprocess_command(ws, 5, ["3d_fullres"], verify=True, gpu_memory_target_gb=11.5, num_processes=2)
     args = _parse(command)
-    assert args.command == "plan_and_preprocess" and args.d == ["5"] and args.configurations == ["3d_fullres"]
+    assert args.command == "plan_and_preprocess" and args.dataset == ["5"] and args.configurations == ["3d_fullres"]
     assert args.verify_dataset_integrity and args.gpu_memory_target == 11.5
     assert args.num_processes == [2] and args.num_fingerprint_processes == 2
     assert command.progress_file is None and command.environment["nnUNet_raw"] == str(ws.raw)
@@ -135,13 +138,87 @@ def test_export_segmentations(ws, tmp_path):
                                            overwrite=True, dry_run=True)
     assert command.args[2:] == ["export_segmentations", "-i", str(tmp_path / "segs"), "-d", "12", "-n", "Liver",
                                 "-channel_names", "CT", "PET", "-file_ending", ".nrrd", "--overwrite", "--dry_run"]
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    if "export_segmentations" in commands:  # the command is written by another part of the project
-        args = parser.parse_args(command.args[2:])
-        assert args.command == "export_segmentations"
+    args = _parse(command)
+    assert args.command == "export_segmentations" and args.inputs == [str(tmp_path / "segs")]
+    assert args.dataset == "12" and args.name == "Liver" and args.channel_names == ["CT", "PET"]
+    assert args.overwrite and args.dry_run and command.environment["nnUNet_raw"] == str(ws.raw)
+    assert command.description == f"Checking the export of the segmentations in {tmp_path / 'segs'} to dataset 12"
     minimal = export_segmentations_command(ws, "segs", DATASET, None, None, None, overwrite=False, dry_run=False)
     assert minimal.args[2:] == ["export_segmentations", "-i", "segs", "-d", DATASET]
+    several = export_segmentations_command(ws, [tmp_path / "a", tmp_path / "b" / "x.seg.nrrd"], DATASET)
+    args = _parse(several)
+    assert args.inputs == [str(tmp_path / "a"), str(tmp_path / "b" / "x.seg.nrrd")] and args.dataset == DATASET
+    assert not args.overwrite and not args.dry_run and args.name is None and args.channel_names is None
+    assert several.description == f"Exporting the segmentations in 2 folders and files to dataset {DATASET}"
+    with pytest.raises(AutoSegError, match="no cases"):
+        export_segmentations_command(ws, [], DATASET)
+
+
+def test_export_inputs_name_whole_folders_and_keep_the_order(tmp_path):
+    full, partial = tmp_path / "full", tmp_path / "partial"
+    for folder, cases in ((full, "ab"), (partial, "cde")):
+        folder.mkdir()
+        for case in cases:
+            (folder / f"{case}.seg.nrrd").touch()
+            (folder / f"{case}.nrrd").touch()
+    (full / ".hidden.seg.nrrd").touch()  # never a case (find_cases_in_folder skips it)
+    assert export_inputs([full / "a.seg.nrrd", full / "b.seg.nrrd"]) == [full]
+    assert export_inputs([full / "b.seg.nrrd", full / "a.seg.nrrd"]) == [full / "b.seg.nrrd", full / "a.seg.nrrd"]
+    assert export_inputs([partial / "c.seg.nrrd", partial / "e.seg.nrrd", full / "a.seg.nrrd", full / "b.seg.nrrd",
+                          partial / "d.seg.nrrd"]) == [partial / "c.seg.nrrd", partial / "e.seg.nrrd", full,
+                                                       partial / "d.seg.nrrd"]
+    assert export_inputs([]) == []
+
+
+def test_export_progress_reads_the_cli_s_case_lines():
+    assert export_progress("[2/5] case_007") == (2, 5, "case_007")
+    assert export_progress("[10/10] my case\n") == (10, 10, "my case")
+    assert export_progress("Exported 2 case(s) to /ws/nnUNet_raw/Dataset012_X.") is None
+    assert export_progress("  1  Liver (new): 2/2 case(s)") is None
+
+
+def _annotated_case(folder: Path, case: str, names: dict[int, str]) -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    from autoseg.imageio.ras_geometry import Geometry
+    from autoseg.imageio.segmentation_file import write_segmentation_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.zeros((6, 8, 8), np.uint8)
+    labels[1:4, 2:6, 2:6] = 1
+    labels[4:6, 1:3, 5:8] = 2
+    geometry = Geometry(spacing=(0.9, 0.8, 1.5), origin=(4.0, -20.0, 11.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))
+    image = sitk.GetImageFromArray((100.0 * labels).astype(np.float32))
+    image.SetSpacing(geometry.spacing)
+    image.SetOrigin(geometry.origin)
+    sitk.WriteImage(image, str(folder / f"{case}.nrrd"))
+    write_segmentation_file(folder / f"{case}.seg.nrrd", labels, geometry, names)
+
+
+def test_exported_cases_are_exactly_the_selected_ones_in_order(ws, tmp_path, monkeypatch):
+    """The built command, run by the real CLI: a whole folder, a folder's single case, and a one-case folder."""
+    from autoseg.cli.main import main
+
+    _annotated_case(tmp_path / "folder", "b", {1: "Kidney", 2: "Liver"})
+    _annotated_case(tmp_path / "folder", "c", {1: "liver", 2: "kidney"})
+    _annotated_case(tmp_path / "staging" / "a", "a", {1: "Liver", 2: "Spleen"})
+    (tmp_path / "folder" / "broken.seg.nrrd").write_text("not read: the case is not selected")
+    (tmp_path / "folder" / "broken.nrrd").write_text("")
+    selected = [tmp_path / "staging" / "a" / "a.seg.nrrd", tmp_path / "folder" / "c.seg.nrrd"]
+    inputs = export_inputs(selected)
+    assert inputs == [tmp_path / "staging" / "a", tmp_path / "folder" / "c.seg.nrrd"]
+    command = export_segmentations_command(ws, inputs, 31, "Selected", ["CT"])
+    for name, value in command.environment.items():
+        monkeypatch.setenv(name, value)
+    assert main(command.args[2:]) == 0
+    dataset = ws.raw / "Dataset031_Selected"
+    assert sorted(p.name for p in (dataset / "labelsTr").iterdir()) == ["a.nii.gz", "c.nii.gz"]
+    # labels are numbered in the order the cases were given: a's names first
+    assert json.loads((dataset / "dataset.json").read_text())["labels"] == {
+        "background": 0, "Liver": 1, "Spleen": 2, "kidney": 3}
+    assert main(["export_segmentations", "-i", str(tmp_path / "folder" / "b.nrrd"), "-d", "31"]) == 1
+    assert main(["export_segmentations", "-i", str(tmp_path / "folder"), "-d", "31"]) == 1  # broken is in there
 
 
 def test_command_line_and_display(ws, tmp_path):
