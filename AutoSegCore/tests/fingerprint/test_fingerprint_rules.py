@@ -1,6 +1,6 @@
 """The dataset fingerprint's rules, one table per rule, on tiny synthetic images.
 
-Testing/test_plan_and_preprocess_vs_nnunet.py checks that our fingerprint equals nnU-Net's on one
+Testing/interop/test_plan_and_preprocess_vs_nnunet.py checks that our fingerprint equals nnU-Net's on one
 dataset; these tests state what each field means (nnU-Net v2.8.1, /work/shared/REFERENCE.md A2) with
 expected values derived by hand: spacing in array-axis order, shape after cropping to the nonzero
 region of all channels, foreground (label > 0) intensity statistics over a per-case sample of

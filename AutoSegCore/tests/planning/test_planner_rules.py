@@ -1,6 +1,6 @@
 """The experiment planner's rules, one table per rule, on small hand-built fingerprints.
 
-Testing/test_planner_vs_nnunet.py checks that our plans equal nnU-Net's; these tests state the rules
+Testing/interop/test_planner_vs_nnunet.py checks that our plans equal nnU-Net's; these tests state the rules
 themselves (nnU-Net v2.8.1's heuristics, /work/shared/REFERENCE.md sections A3-A5) with expected values
 derived by hand from the rule, so that a regression says which rule broke. Everything here is pure
 arithmetic on synthetic fingerprints: no image is read and no network is built.

@@ -21,7 +21,7 @@ from pathlib import Path
 import tomllib
 from external_test_data import SLICER_PYTHON
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("autoseg_slicer_compatibility",
                                                ROOT / "AutoSegSlicerLib" / "compatibility.py")
 compatibility = importlib.util.module_from_spec(_spec)  # the file alone: it imports neither Slicer nor AutoSegCore

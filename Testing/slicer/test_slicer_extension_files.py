@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("AutoSegPlanner", "AutoSegTrainer", "AutoSegInference")
 SLICER_PYTHON_FILES = sorted(
     [ROOT / m / f"{m}.py" for m in MODULES]

@@ -177,7 +177,7 @@ def test_modules_load_without_autoseg_core(tmp_path):
     """What an old Slicer runs before the version check must not import AutoSegCore (which needs Python 3.10)."""
     script = f"""
 import sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 
 class BlockAutoSeg:
     def find_spec(self, name, path=None, target=None):

@@ -25,7 +25,7 @@ from autoseg.slicer_support.models import find_models
 from autoseg.slicer_support.prediction_monitor import PredictionMonitor
 from autoseg.slicer_support.training_monitor import TrainingMonitor
 
-CORE = Path(__file__).parents[1] / "AutoSegCore"
+CORE = Path(__file__).resolve().parents[2] / "AutoSegCore"
 
 
 def _popen(command: AutoSegCommand, *extra: str) -> subprocess.Popen:
