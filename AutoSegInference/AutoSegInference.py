@@ -15,15 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import qt
 import slicer
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    ProcessRunner,
-    imageVolumeNodes,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-    writeCaseVolumes,
-)
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -35,6 +26,16 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    imageVolumeNodes,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+    writeCaseVolumes,
+)
 
 if TYPE_CHECKING:
     from autoseg.slicer_support.models import ModelInfo
@@ -55,7 +56,9 @@ class AutoSegInference(ScriptedLoadableModule):
             "Segment loaded volumes with a trained AutoSeg or nnU-Net v2 model (a results folder or an installed zip). "
             "Map each input channel to a volume, choose device, folds, test-time augmentation and step size, and get a "
             "segmentation with one named, coloured segment per label on the input volume's geometry.")
-        self.parent.acknowledgementText = _("AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021).")
+        self.parent.acknowledgementText = _(
+            "AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021)."
+        )
 
 
 @parameterNodeWrapper
@@ -155,7 +158,11 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         for selector in self.channelSelectors:
             layout.removeRow(selector)
         self.channelSelectors = []
-        self.ui.modelInfoLabel.text = self.logic.describeModel(model) if model else _("No model found: train one, add a results folder or install a zip.")
+        self.ui.modelInfoLabel.text = (
+            self.logic.describeModel(model)
+            if model
+            else _("No model found: train one, add a results folder or install a zip.")
+        )
         if model:
             volumes = imageVolumeNodes()
             order = self.logic.matchChannels(model, volumes)
@@ -266,7 +273,9 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         text = _("Channels: {channels}. Labels: {labels}. Folds: {folds}.").format(
             channels=channels, labels=labels, folds=" ".join(model.folds))
         if model.needs_previous_stage:
-            text += _(" This cascade model needs 3d_lowres predictions: run the 3d_lowres model of this dataset instead.")
+            text += _(
+                " This cascade model needs 3d_lowres predictions: run the 3d_lowres model of this dataset instead."
+            )
         return text
 
     @staticmethod
@@ -291,8 +300,12 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("{model} is a cascade stage: run the dataset's 3d_lowres model, or predict the cascade "
                                "from the command line with -prev_stage_predictions.").format(model=model.title))
         if model.file_ending not in VOLUME_ENDINGS:
-            raise ValueError(_("This model reads {ending} files (a 2D model); the Inference module runs 3D models only. "
-                               "Use `autoseg predict` for 2D images.").format(ending=model.file_ending))
+            raise ValueError(
+                _(
+                    "This model reads {ending} files (a 2D model); the Inference module runs 3D models only. "
+                    "Use `autoseg predict` for 2D images."
+                ).format(ending=model.file_ending)
+            )
         if len(volumeNodes) != len(model.channel_names) or not all(volumeNodes):
             raise ValueError(_("The model needs {count} input volume(s): {names}.").format(
                 count=len(model.channel_names), names=", ".join(model.channel_names.values())))
@@ -336,7 +349,9 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             return
         if returncode != 0:
             self.job = None
-            self.onDone(None, _("Prediction failed or was cancelled (exit code {code}); see the log.").format(code=returncode))
+            self.onDone(
+                None, _("Prediction failed or was cancelled (exit code {code}); see the log.").format(code=returncode)
+            )
             shutil.rmtree(job.folder, ignore_errors=True)
         elif self.runner.queue:  # postprocessing comes next
             return
@@ -355,7 +370,8 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def loadResult(labelFile, volumeNode, model, segmentationNode):
-        """Fill ``segmentationNode`` from a label file: one segment per label, named, coloured, on the volume's geometry."""
+        """Fill ``segmentationNode`` from a label file: one segment per label, named, coloured, on the volume's
+        geometry."""
         from autoseg.slicer_support.output_segments import output_segments
 
         segments = output_segments(model.labels, model.regions_class_order)
@@ -417,9 +433,8 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
         self.test_load_result_on_oblique_volume()
 
     def test_load_result_on_oblique_volume(self):
-        from AutoSegSlicerLib.testing import makeAnnotatedCase
-
         from autoseg.slicer_support.models import ModelInfo
+        from AutoSegSlicerLib.testing import makeAnnotatedCase
 
         volume, _segmentation, labels = makeAnnotatedCase("case", ["a", "b"], seed=3)
         folder = Path(tempfile.mkdtemp(prefix="AutoSegInferenceTest-"))

@@ -14,17 +14,6 @@ from typing import Annotated
 
 import qt
 import slicer
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    PlannerExport,
-    ProcessRunner,
-    fillTable,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-    writeCaseVolumes,
-    writeSegmentationInFrameOf,
-)
 from slicer import vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -36,6 +25,18 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    PlannerExport,
+    ProcessRunner,
+    fillTable,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+    writeCaseVolumes,
+    writeSegmentationInFrameOf,
+)
 
 NEW_DATASET = "(new dataset)"
 
@@ -52,7 +53,9 @@ class AutoSegPlanner(ScriptedLoadableModule):
             "Turn segmentations made in Slicer into an nnU-Net v2 dataset (nnUNet_raw), then verify, plan and "
             "preprocess it for training. Segments are matched to labels by name across cases; labelmaps are "
             "written on each case's reference volume geometry. See the AutoSeg README for a walkthrough.")
-        self.parent.acknowledgementText = _("AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021).")
+        self.parent.acknowledgementText = _(
+            "AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021)."
+        )
 
 
 @parameterNodeWrapper
@@ -120,7 +123,9 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
     def refreshDatasets(self):
         current = self.ui.datasetComboBox.currentText
         self.ui.datasetComboBox.clear()
-        self.ui.datasetComboBox.addItems([NEW_DATASET] + self.logic.existingDatasets(self._parameterNode.workspaceFolder))
+        self.ui.datasetComboBox.addItems(
+            [NEW_DATASET] + self.logic.existingDatasets(self._parameterNode.workspaceFolder)
+        )
         self.ui.datasetComboBox.setCurrentText(current or NEW_DATASET)
 
     def onDatasetChanged(self, name):
@@ -180,7 +185,9 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Could not build the label table."), waitCursor=True):
             dataset, name = self.datasetIdentifier()
-            self._exportPlan = self.logic.planExport(p.workspaceFolder, dataset, name, self.channelNames(), p.fileEnding)
+            self._exportPlan = self.logic.planExport(
+                p.workspaceFolder, dataset, name, self.channelNames(), p.fileEnding
+            )
             self.showExportPlan(self._exportPlan)
         self.updateButtons()
 
@@ -238,7 +245,9 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
     def onPlanningFinished(self, command, returncode):
         self.updateButtons()
         if returncode != 0:
-            self.ui.statusLabel.text = _("Planning failed or was cancelled (exit code {code}); see the log.").format(code=returncode)
+            self.ui.statusLabel.text = _("Planning failed or was cancelled (exit code {code}); see the log.").format(
+                code=returncode
+            )
             return
         self.ui.statusLabel.text = _("Planning finished.")
         dataset, _name = self.datasetIdentifier()
@@ -442,6 +451,7 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
     def test_export_two_scene_cases(self):
         import numpy as np
         import SimpleITK as sitk
+
         from AutoSegSlicerLib.testing import makeAnnotatedCase, testProcessFactory
 
         workspace = Path(tempfile.mkdtemp(prefix="AutoSegPlannerTest-"))

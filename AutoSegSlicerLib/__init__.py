@@ -3,8 +3,9 @@
 Everything that can be written without Slicer lives in ``autoseg.slicer_support`` (tested in CI);
 this package only adds what needs ``slicer``/``qt``: installing dependencies, running AutoSeg commands
 in the background from a Qt timer (and following the Planner's export through its output), writing scene
-nodes to case files, and the workspace folder kept in the application settings. It imports AutoSegCore only inside functions, so that an unsupported Slicer gets
-``compatibility``'s explanation instead of an import error.
+nodes to case files, and the workspace folder kept in the application settings. It imports AutoSegCore
+only inside functions, so that an unsupported Slicer gets ``compatibility``'s explanation instead of an
+import error.
 """
 
 from AutoSegSlicerLib.casefiles import imageVolumeNodes, writeCaseVolumes, writeSegmentationInFrameOf

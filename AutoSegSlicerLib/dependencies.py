@@ -52,8 +52,12 @@ def ensureDependencies(requester="AutoSeg", askConfirmation=True):
     importlib.invalidate_caches()
     still = dependenciesMissing()
     if still:
-        raise RuntimeError(_("These packages are still missing after the installation: {packages}. See the Python "
-                             "console for pip's messages; restarting Slicer may help.").format(packages=", ".join(still)))
+        raise RuntimeError(
+            _(
+                "These packages are still missing after the installation: {packages}. See the Python "
+                "console for pip's messages; restarting Slicer may help."
+            ).format(packages=", ".join(still))
+        )
     return True
 
 
@@ -65,7 +69,9 @@ def _installTorch():
                              "restart Slicer, and try again.")) from err
     from autoseg.slicer_support.dependencies import TORCH_REQUIREMENT
 
-    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False, torchVersionRequirement=TORCH_REQUIREMENT)
+    torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+        askConfirmation=False, torchVersionRequirement=TORCH_REQUIREMENT
+    )
     if torch is None:
         raise RuntimeError(_("PyTorch was not installed. Use the PyTorch Utils module to install it, then try again."))
 

@@ -12,14 +12,6 @@ from typing import Annotated, Optional
 
 import numpy as np
 import slicer
-from AutoSegSlicerLib import (
-    ParameterNodeWidgetMixin,
-    ProcessRunner,
-    fillTable,
-    requireSupportedSlicer,
-    setUpDependencyPanel,
-    showUnsupportedSlicer,
-)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -30,6 +22,15 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+from AutoSegSlicerLib import (
+    ParameterNodeWidgetMixin,
+    ProcessRunner,
+    fillTable,
+    requireSupportedSlicer,
+    setUpDependencyPanel,
+    showUnsupportedSlicer,
+)
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -52,7 +53,9 @@ class AutoSegTrainer(ScriptedLoadableModule):
             "Train nnU-Net-compatible models on a planned dataset: choose configurations, folds, device and epochs; "
             "runs are queued and trained in the background with live loss and pseudo-Dice curves. When the queue is "
             "done, the best configuration (or ensemble) and its postprocessing are chosen by cross-validation.")
-        self.parent.acknowledgementText = _("AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021).")
+        self.parent.acknowledgementText = _(
+            "AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021)."
+        )
 
 
 @parameterNodeWrapper
@@ -204,8 +207,12 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
 
         ScriptedLoadableModuleLogic.__init__(self)
         self.queue = RunQueue()
-        self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=self._progress, onFinished=self._finished,
-                                    processFactory=processFactory)
+        self.runner = ProcessRunner(
+            onOutput=lambda line: self.onOutput(line),
+            onProgress=self._progress,
+            onFinished=self._finished,
+            processFactory=processFactory,
+        )
         self.onOutput = print
         self.onProgress = lambda status: None
         self.onQueueChanged = lambda: None
@@ -238,7 +245,9 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         if not preprocessed.is_dir():
             return []
         notPlans = {"dataset.json", "dataset_fingerprint.json", "splits_final.json"}
-        return sorted({p.parent.name for p in preprocessed.glob("Dataset[0-9][0-9][0-9]_*/*.json") if p.name not in notPlans})
+        return sorted(
+            {p.parent.name for p in preprocessed.glob("Dataset[0-9][0-9][0-9]_*/*.json") if p.name not in notPlans}
+        )
 
     def setDataset(self, workspaceFolder, dataset):
         from autoseg.slicer_support.commands import WorkspaceFolders
@@ -317,7 +326,9 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         if returncode == 0:
             self.queue.mark(run, "done", self.monitor.status.message)
         else:
-            self.queue.mark(run, "cancelled" if returncode == -1 else "failed", _("exit code {code}").format(code=returncode))
+            self.queue.mark(
+                run, "cancelled" if returncode == -1 else "failed", _("exit code {code}").format(code=returncode)
+            )
         self.onQueueChanged()
         if returncode != 0:
             return
@@ -348,7 +359,11 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         curves = self.monitor.curves if self.monitor else None
         if self.tableNode is None or (curves is None and not force):
             return
-        columns = [curves.epochs, curves.train_loss, curves.val_loss, curves.pseudo_dice, curves.ema_dice] if curves else [[]] * 5
+        columns = (
+            [curves.epochs, curves.train_loss, curves.val_loss, curves.pseudo_dice, curves.ema_dice]
+            if curves
+            else [[]] * 5
+        )
         array = np.array([[np.nan if v is None else float(v) for v in column] for column in columns], dtype=float).T
         slicer.util.updateTableFromArray(self.tableNode, array.reshape(-1, len(CURVE_COLUMNS)), list(CURVE_COLUMNS))
 
@@ -358,7 +373,9 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         information = json.loads(path.read_text(encoding="utf-8"))
         best = information["best_model_or_ensemble"]
         chosen = " + ".join(m["configuration"] for m in best["selected_model_or_models"])
-        rows = [(name, f"{dice:.4f}") for name, dice in sorted(information["all_results"].items(), key=lambda kv: -kv[1])]
+        rows = [
+            (name, f"{dice:.4f}") for name, dice in sorted(information["all_results"].items(), key=lambda kv: -kv[1])
+        ]
         summary = _("Best: {chosen} — cross-validation Dice {pre:.4f}, {post:.4f} with postprocessing").format(
             chosen=chosen, pre=best["result_on_crossval_pre_pp"], post=best["result_on_crossval_post_pp"])
         return ("model or ensemble", "mean foreground Dice"), rows, summary

@@ -54,8 +54,11 @@ def write_oblique_two_channel(raw: Path, n: int = 8) -> None:
         second = np.sqrt(np.abs(image)) * 3 + np.random.RandomState(i).normal(0, 2, shape)
         theta = np.deg2rad(20 + 3 * i)
         direction = [np.cos(theta), -np.sin(theta), 0.0, np.sin(theta), np.cos(theta), 0.0, 0.0, 0.0, 1.0]
-        for array, name in ((image, f"imagesTr/mr_{i:03d}_0000.nii.gz"), (second.astype(np.float32), f"imagesTr/mr_{i:03d}_0001.nii.gz"),
-                            (label, f"labelsTr/mr_{i:03d}.nii.gz")):
+        for array, name in (
+            (image, f"imagesTr/mr_{i:03d}_0000.nii.gz"),
+            (second.astype(np.float32), f"imagesTr/mr_{i:03d}_0001.nii.gz"),
+            (label, f"labelsTr/mr_{i:03d}.nii.gz"),
+        ):
             itk = sitk.GetImageFromArray(array)
             itk.SetSpacing(spacing[::-1])
             itk.SetDirection(direction)

@@ -75,7 +75,8 @@ class Kind:
     # training and prediction stay quick; the crop keeps spacing/direction and moves the origin
     crop: Sequence[int] | None = None
     # generated source instead of SHARED_DATA/<source>: {"shape": (z, y, x), "spacing": (z, y, x), "cases": n,
-    # "seed": s[, "last_spacing": (z, y, x) of the last case]}, synthetic CT-like volumes of autoseg.demo.synthetic.synthetic_case (labels 0/1/2, identity
+    # "seed": s[, "last_spacing": (z, y, x) of the last case]}, synthetic CT-like volumes of
+    # autoseg.demo.synthetic.synthetic_case (labels 0/1/2, identity
     # direction); written once under TMPDIR (see _source_folder)
     generator: Mapping[str, object] | None = None
     # extra nnUNetv2_plan_and_preprocess arguments, e.g. ("-gpu_memory_target", "1")
@@ -455,7 +456,7 @@ def build_nnunet_model(
                          spec.patch_size if patch_size is None else patch_size)
 
     if isinstance(iterations, int):
-        per_config = {c: iterations for c in configurations}
+        per_config = dict.fromkeys(configurations, iterations)
     else:
         per_config = {c: (iterations or {}).get(c, spec.iterations.get(c, DEFAULT_ITERATIONS)) for c in configurations}
     folds_per_config = {c: list((train_folds or {}).get(c, folds)) for c in configurations}

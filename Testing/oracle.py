@@ -34,14 +34,18 @@ def nnunet_env(workspace: Workspace) -> dict[str, str]:
     return env
 
 
-def run_nnunet(command: str, args: list[str], workspace: Workspace, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_nnunet(
+    command: str, args: list[str], workspace: Workspace, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run ``nnUNetv2_<command> args...``; raise with its output when it fails."""
     executable = BIN / f"nnUNetv2_{command}"
     result = subprocess.run(
         [str(executable), *args], env=nnunet_env(workspace), capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
-        raise RuntimeError(f"nnUNetv2_{command} {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"nnUNetv2_{command} {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 

@@ -108,7 +108,11 @@ def main() -> None:
         results = {}
         for tool, determine, apply in (
             ("nnU-Net", [str(BIN / "nnUNetv2_determine_postprocessing")], [str(BIN / "nnUNetv2_apply_postprocessing")]),
-            ("AutoSeg", [str(BIN / "autoseg"), "determine_postprocessing"], [str(BIN / "autoseg"), "apply_postprocessing"]),
+            (
+                "AutoSeg",
+                [str(BIN / "autoseg"), "determine_postprocessing"],
+                [str(BIN / "autoseg"), "apply_postprocessing"],
+            ),
         ):
             predictions = root / tool / "predictions"
             shutil.copytree(source_predictions, predictions)
@@ -125,7 +129,10 @@ def main() -> None:
             print(f"{name + ' peak RAM (MB)':28s}{a.peak_tree_rss_mb:12.0f}{b.peak_tree_rss_mb:12.0f}"
                   f"{b.peak_tree_rss_mb / a.peak_tree_rss_mb:8.2f}")
         print(f"same steps chosen: {_steps(nn_pred) == _steps(as_pred)} ({_steps(as_pred)})")
-        print(f"identical postprocessed voxels: {100 * _agreement(root / 'nnU-Net' / 'applied', root / 'AutoSeg' / 'applied'):.3f}%")
+        print(
+            "identical postprocessed voxels: "
+            f"{100 * _agreement(root / 'nnU-Net' / 'applied', root / 'AutoSeg' / 'applied'):.3f}%"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

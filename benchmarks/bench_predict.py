@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from common import BIN, measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing"))
-from nnunet_models import NnUNetModelFactory, write_prediction_inputs  # noqa: E402
+from nnunet_models import NnUNetModelFactory, write_prediction_inputs
 
 
 def agreement(a: Path, b: Path) -> tuple[float, bool]:
@@ -83,8 +83,11 @@ def main() -> None:
             results[tool] = measure(command, env)
             outputs[tool] = out
             m = results[tool]
-            print(f"{'on' if tta else 'off':<5} {tool:<12} {m.wall_s:>9.2f} {m.wall_s / n:>13.3f} {m.peak_tree_rss_mb:>19.0f}",
-                  flush=True)
+            print(
+                f"{'on' if tta else 'off':<5} {tool:<12} {m.wall_s:>9.2f} {m.wall_s / n:>13.3f} "
+                f"{m.peak_tree_rss_mb:>19.0f}",
+                flush=True,
+            )
         a, b = results["AutoSeg"], results["nnU-Net"]
         same, geometry = agreement(outputs["nnU-Net"], outputs["AutoSeg"])
         print(f"      ratio AutoSeg/nnU-Net: time {a.wall_s / b.wall_s:.2f} (target <= 0.50), peak RAM "
@@ -93,7 +96,9 @@ def main() -> None:
         if args.bf16:
             c = results["AutoSeg-bf16"]
             same, _ = agreement(outputs["nnU-Net"], outputs["AutoSeg-bf16"])
-            print(f"      ratio AutoSeg-bf16/nnU-Net: time {c.wall_s / b.wall_s:.2f}; identical voxels {100 * same:.3f}%")
+            print(
+                f"      ratio AutoSeg-bf16/nnU-Net: time {c.wall_s / b.wall_s:.2f}; identical voxels {100 * same:.3f}%"
+            )
     if not args.cache:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -119,7 +119,10 @@ def main() -> None:
         print(f"{tool:<9} {speed:7.3f} {measured.wall_s:9.1f} {measured.peak_tree_rss_mb:19.0f} {score:9.4f}")
     (m_n, s_n, d_n), (m_a, s_a, d_a) = results["nnU-Net"], results["AutoSeg"]
     print(f"iterations/s ratio AutoSeg/nnU-Net: {s_a / s_n:.2f} (target >= 1.2)")
-    print(f"wall time ratio: {m_a.wall_s / m_n.wall_s:.2f}; peak RAM ratio: {m_a.peak_tree_rss_mb / m_n.peak_tree_rss_mb:.2f}")
+    print(
+        f"wall time ratio: {m_a.wall_s / m_n.wall_s:.2f}; "
+        f"peak RAM ratio: {m_a.peak_tree_rss_mb / m_n.peak_tree_rss_mb:.2f}"
+    )
     print(f"validation Dice difference AutoSeg - nnU-Net: {d_a - d_n:+.4f} (target >= -0.01)")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,10 +37,8 @@ def measure(command: list[str], env: dict[str, str]) -> Measurement:
             procs = [root, *root.children(recursive=True)]
             rss = []
             for p in procs:
-                try:
+                with contextlib.suppress(psutil.Error):  # a child that just ended
                     rss.append(p.memory_info().rss)
-                except psutil.Error:
-                    pass
             peak_tree = max(peak_tree, sum(rss))
             peak_single = max(peak_single, max(rss, default=0))
         except psutil.Error:

@@ -89,7 +89,9 @@ def loss_and_gradients(trainer: Trainer, data, target, scheme: str) -> tuple[flo
             output = [o.float() for o in output] if isinstance(output, (list, tuple)) else output.float()
         loss = trainer.loss(output, target)
     loss.backward()
-    return float(loss.detach()), {n: p.grad.detach().clone() for n, p in network.named_parameters() if p.grad is not None}
+    return float(loss.detach()), {
+        n: p.grad.detach().clone() for n, p in network.named_parameters() if p.grad is not None
+    }
 
 
 def group(name: str) -> str:

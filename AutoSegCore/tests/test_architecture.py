@@ -30,6 +30,8 @@ def test_the_package_keeps_its_layers_and_an_upward_import_breaks_them(tmp_path)
     assert broken.returncode != 0
     assert "autoseg.dataset is not allowed to import autoseg.training" in broken.stdout, broken.stdout
 
-    cases.write_text(cases.read_text().replace("autoseg.training import trainer", "autoseg.slicer_support import models"))
+    cases.write_text(
+        cases.read_text().replace("autoseg.training import trainer", "autoseg.slicer_support import models")
+    )
     broken = _lint_imports(tmp_path, copy)
     assert broken.returncode != 0 and "The core never imports the Slicer back-end BROKEN" in broken.stdout

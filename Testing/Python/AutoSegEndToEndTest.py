@@ -78,8 +78,12 @@ class AutoSegEndToEndTest(unittest.TestCase):
             self.assertEqual(mask.shape, slicer.util.arrayFromVolume(volumes[1]).shape)
         volumeMatrix = np.array(slicer.util.arrayFromVTKMatrix(_ijkToRas(volumes[1])))
         labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-        slicer.modules.segmentations.logic().ExportAllSegmentsToLabelmapNode(node, labelmap, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
-        np.testing.assert_allclose(np.array(slicer.util.arrayFromVTKMatrix(_ijkToRas(labelmap))), volumeMatrix, atol=1e-6)
+        slicer.modules.segmentations.logic().ExportAllSegmentsToLabelmapNode(
+            node, labelmap, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY
+        )
+        np.testing.assert_allclose(
+            np.array(slicer.util.arrayFromVTKMatrix(_ijkToRas(labelmap))), volumeMatrix, atol=1e-6
+        )
 
 
 def _ijkToRas(volumeNode):

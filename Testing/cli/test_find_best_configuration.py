@@ -1,7 +1,8 @@
 """``autoseg find_best_configuration`` end to end on real Hippocampus cases.
 
 One workspace for the module: 16 cases planned and preprocessed by AutoSeg, a 2-fold ``splits_final.json``
-(4 validation cases per fold), 2d and 3d_fullres trained on both folds for a few iterations with ``--npz`` (noisy but non-empty
+(4 validation cases per fold), 2d and 3d_fullres trained on both folds for a few iterations with ``--npz``
+(noisy but non-empty
 predictions). Then find_best_configuration must write nnU-Net's folders and files, print the table, skip
 incomplete models with a message, write instructions whose commands run as printed on held-out images,
 and agree with ``nnUNetv2_find_best_configuration`` on the same results.
@@ -79,8 +80,20 @@ def trained(tmp_path_factory) -> Workspace:
 
 @pytest.fixture(scope="module")
 def found(trained) -> subprocess.CompletedProcess:
-    return autoseg(trained, "find_best_configuration", DATASET_ID, "-c", *CONFIGURATIONS, "-f", "0", "1", "-tr", TRAINER,
-                   "-np", "2")
+    return autoseg(
+        trained,
+        "find_best_configuration",
+        DATASET_ID,
+        "-c",
+        *CONFIGURATIONS,
+        "-f",
+        "0",
+        "1",
+        "-tr",
+        TRAINER,
+        "-np",
+        "2",
+    )
 
 
 def _copy_results(trained: Workspace, root: Path) -> Workspace:
@@ -182,8 +195,12 @@ def test_printed_instructions_run_as_printed(found, trained, tmp_path):
         ensemble_information = inference_information(
             DATASET, [0, 1], models, True, information["all_results"], models, best["result_on_crossval_pre_pp"],
             best["result_on_crossval_post_pp"], best["postprocessing_file"], best["some_plans_file"])
-        text = instructions_text(ensemble_information, 2, lambda m: previous_stage_of(
-            results / m.identifier / "plans.json", m.configuration), Path(best["some_plans_file"]).parent / "dataset.json")
+        text = instructions_text(
+            ensemble_information,
+            2,
+            lambda m: previous_stage_of(results / m.identifier / "plans.json", m.configuration),
+            Path(best["some_plans_file"]).parent / "dataset.json",
+        )
         folders = {name: tmp_path / "ensemble" / name.lower() for name in PLACEHOLDERS}
         folders["INPUT_FOLDER"] = inputs
     assert "autoseg ensemble -i OUTPUT_FOLDER_MODEL_1 OUTPUT_FOLDER_MODEL_2 -o OUTPUT_FOLDER" in text
@@ -202,7 +219,10 @@ def test_a_model_missing_a_fold_is_skipped(found, trained, tmp_path):
     shutil.copytree(results / MODEL.format("3d_fullres"), partial, ignore=shutil.ignore_patterns("fold_1"))
     result = autoseg(workspace, "find_best_configuration", DATASET_ID, "-tr", TRAINER, "nnUNetTrainerPartial",
                      "-c", "3d_fullres", "3d_lowres", "-f", "0", "1", "-np", "2", "--disable_ensembling")
-    assert "Skipping nnUNetTrainerPartial__nnUNetPlans__3d_fullres: fold(s) 1 have no validation predictions" in result.stdout
+    assert (
+        "Skipping nnUNetTrainerPartial__nnUNetPlans__3d_fullres: fold(s) 1 have no validation predictions"
+        in result.stdout
+    )
     assert f"Skipping {MODEL.format('3d_lowres')}: configuration 3d_lowres is not in plans" in result.stdout
     information = json.loads((results / "inference_information.json").read_text())
     assert list(information["all_results"]) == [MODEL.format("3d_fullres")]
@@ -211,7 +231,9 @@ def test_a_model_missing_a_fold_is_skipped(found, trained, tmp_path):
     failed = autoseg(workspace, "find_best_configuration", DATASET_ID, "-c", *CONFIGURATIONS, "-f", "0", "1", "2",
                      "-tr", TRAINER, check=False)
     assert failed.returncode == 1
-    assert failed.stderr.startswith(f"autoseg find_best_configuration: error: No trained model of {DATASET} has all of folds")
+    assert failed.stderr.startswith(
+        f"autoseg find_best_configuration: error: No trained model of {DATASET} has all of folds"
+    )
     assert "Traceback" not in failed.stderr
 
 
@@ -219,12 +241,32 @@ def test_a_model_missing_a_fold_is_skipped(found, trained, tmp_path):
 def test_nnunet_finds_the_same_results(found, trained, tmp_path):
     workspace = _copy_results(trained, tmp_path / "nnunet_ws")
     env = {**nnunet_env(workspace), "nnUNet_def_n_proc": "2"}
-    subprocess.run([str(Path(sys.executable).parent / "nnUNetv2_find_best_configuration"), DATASET_ID, "-c",
-                    *CONFIGURATIONS, "-f", "0", "1", "-tr", TRAINER, "-np", "2"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "nnUNetv2_find_best_configuration"),
+            DATASET_ID,
+            "-c",
+            *CONFIGURATIONS,
+            "-f",
+            "0",
+            "1",
+            "-tr",
+            TRAINER,
+            "-np",
+            "2",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     theirs = json.loads((workspace.results / DATASET / "inference_information.json").read_text())
     ours = json.loads((trained.results / DATASET / "inference_information.json").read_text())
     assert theirs["all_results"] == pytest.approx(ours["all_results"], abs=1e-9)
-    assert theirs["best_model_or_ensemble"]["selected_model_or_models"] == ours["best_model_or_ensemble"]["selected_model_or_models"]
+    assert (
+        theirs["best_model_or_ensemble"]["selected_model_or_models"]
+        == ours["best_model_or_ensemble"]["selected_model_or_models"]
+    )
     assert theirs["best_model_or_ensemble"]["result_on_crossval_post_pp"] == pytest.approx(
         ours["best_model_or_ensemble"]["result_on_crossval_post_pp"], abs=1e-9)
     assert theirs["considered_models"] == ours["considered_models"] and theirs["folds"] == ours["folds"]

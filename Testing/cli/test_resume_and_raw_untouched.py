@@ -1,4 +1,5 @@
-"""Killing ``autoseg plan_and_preprocess`` mid-way and starting it again completes correctly; raw data is never modified."""
+"""Killing ``autoseg plan_and_preprocess`` mid-way and starting it again completes correctly; raw data is never
+modified."""
 
 from __future__ import annotations
 

@@ -42,7 +42,9 @@ def _env(workspace: Workspace) -> dict[str, str]:
 def autoseg(workspace: Workspace, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     result = subprocess.run([*AUTOSEG, *args], env=_env(workspace), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"autoseg {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"autoseg {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -105,7 +107,9 @@ def test_short_run_writes_the_complete_fold_folder(trained, workspace):
     val_cases = sorted(splits[0]["val"])
     validation = fold / "validation"
     summary = json.loads((validation / "summary.json").read_text())
-    assert sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"]) == [f"{c}.nii.gz" for c in val_cases]
+    assert sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"]) == [
+        f"{c}.nii.gz" for c in val_cases
+    ]
     assert set(summary["mean"]) == {"1", "2"} and "Dice" in summary["foreground_mean"]
     for case in val_cases:
         assert (validation / f"{case}.npz").is_file()  # --npz
@@ -169,8 +173,27 @@ def test_kill_minus_9_then_continue(workspace):
     assert 1 <= resumed_from < 4
     assert all(len(v) == resumed_from for v in latest["logging"].values())
 
-    result = autoseg(workspace, "train", DATASET, "3d_fullres", "1", "-tr", trainer, "--c", "--iterations_per_epoch", "4",
-                     "--val_iterations", "1", "--seed", "3", "--no_pbar", "-device", "cpu", "-num_workers", "1")
+    result = autoseg(
+        workspace,
+        "train",
+        DATASET,
+        "3d_fullres",
+        "1",
+        "-tr",
+        trainer,
+        "--c",
+        "--iterations_per_epoch",
+        "4",
+        "--val_iterations",
+        "1",
+        "--seed",
+        "3",
+        "--no_pbar",
+        "-device",
+        "cpu",
+        "-num_workers",
+        "1",
+    )
     assert "mean validation Dice" in result.stdout
     final = load_checkpoint(folder / "checkpoint_final.pth")
     assert final["current_epoch"] == 4
@@ -250,8 +273,26 @@ def test_unknown_dataset_and_existing_training(trained, workspace):
 def test_distributed_training_with_two_processes(workspace):
     """-num_gpus 2 on the CPU (Gloo): the global batch is split, rank 0 writes the one fold folder."""
     trainer = "nnUNetTrainer_2epochs"
-    result = autoseg(workspace, "train", DATASET, "3d_fullres", "3", "-tr", trainer, "-num_gpus", "2",
-                     "--iterations_per_epoch", "2", "--val_iterations", "1", "--seed", "0", "--no_pbar", "-device", "cpu")
+    result = autoseg(
+        workspace,
+        "train",
+        DATASET,
+        "3d_fullres",
+        "3",
+        "-tr",
+        trainer,
+        "-num_gpus",
+        "2",
+        "--iterations_per_epoch",
+        "2",
+        "--val_iterations",
+        "1",
+        "--seed",
+        "0",
+        "--no_pbar",
+        "-device",
+        "cpu",
+    )
     assert "mean validation Dice" in result.stdout
     fold = model_folder(workspace, trainer=trainer) / "fold_3"
     debug = json.loads((fold / "debug.json").read_text())

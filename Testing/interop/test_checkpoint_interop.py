@@ -38,8 +38,17 @@ def test_autoseg_checkpoint_runs_in_nnunet(nnunet_model_factory, tmp_path):
     optimizer = build_optimizer(network.parameters())
     log = TrainingLog()
     log.log_validation([0.5, 0.6])
-    checkpoint = build_checkpoint(network, optimizer, None, log, 0.55, 1, init_args(plans, "3d_fullres", 0, dataset_json,
-                                  torch.device("cpu")), "nnUNetTrainer", (0, 1, 2))
+    checkpoint = build_checkpoint(
+        network,
+        optimizer,
+        None,
+        log,
+        0.55,
+        1,
+        init_args(plans, "3d_fullres", 0, dataset_json, torch.device("cpu")),
+        "nnUNetTrainer",
+        (0, 1, 2),
+    )
     save_checkpoint(checkpoint, target / "fold_0" / "checkpoint_final.pth")
     assert not [p for p in (target / "fold_0").iterdir() if p.name != "checkpoint_final.pth"]  # no temp file left
     reread = load_checkpoint(target / "fold_0" / "checkpoint_final.pth")
@@ -47,8 +56,12 @@ def test_autoseg_checkpoint_runs_in_nnunet(nnunet_model_factory, tmp_path):
 
     inputs = tmp_path / "in"
     write_prediction_inputs(model, inputs, n=1)
-    ours = predict_with_nnunet(model["workspace"], target, inputs, tmp_path / "from_autoseg_checkpoint", [0], ["--disable_tta"])
-    theirs = predict_with_nnunet(model["workspace"], source, inputs, tmp_path / "from_nnunet_checkpoint", [0], ["--disable_tta"])
+    ours = predict_with_nnunet(
+        model["workspace"], target, inputs, tmp_path / "from_autoseg_checkpoint", [0], ["--disable_tta"]
+    )
+    theirs = predict_with_nnunet(
+        model["workspace"], source, inputs, tmp_path / "from_nnunet_checkpoint", [0], ["--disable_tta"]
+    )
     for file in theirs.glob("*.nii.gz"):
         a = sitk.GetArrayFromImage(sitk.ReadImage(str(file)))
         b = sitk.GetArrayFromImage(sitk.ReadImage(str(ours / file.name)))

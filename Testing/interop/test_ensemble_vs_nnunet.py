@@ -133,11 +133,13 @@ def test_nnunet_ensemble_output_feeds_autoseg_and_vice_versa(folders, workspace,
     for case in CASES:
         mean_n1 = (smooth_probabilities_of(folders, case, "a") + smooth_probabilities_of(folders, case, "b")) / 2
         with np.load(tmp_path / "ours" / f"{case}.npz") as ours:
-            np.testing.assert_allclose(ours["probabilities"], (mean_n1 + smooth_probabilities_of(folders, case, "a")) / 2,
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                ours["probabilities"], (mean_n1 + smooth_probabilities_of(folders, case, "a")) / 2, atol=1e-6
+            )
         with np.load(tmp_path / "theirs" / f"{case}.npz") as theirs:
-            np.testing.assert_allclose(theirs["probabilities"], (mean_n1 + smooth_probabilities_of(folders, case, "a")) / 2,
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                theirs["probabilities"], (mean_n1 + smooth_probabilities_of(folders, case, "a")) / 2, atol=1e-6
+            )
         a = sitk.ReadImage(str(tmp_path / "ours" / f"{case}.nii.gz"))
         b = sitk.ReadImage(str(tmp_path / "theirs" / f"{case}.nii.gz"))
         assert a.GetOrigin() == b.GetOrigin() and a.GetSpacing() == b.GetSpacing()

@@ -35,15 +35,27 @@ def test_same_plans_as_nnunet(tmp_path, monkeypatch):
     }
     for configuration in plans["configurations"].values():
         if "inherits_from" not in configuration:  # complete configurations, as the planner writes them
-            configuration.update({
-                "preprocessor_name": "DefaultPreprocessor", "median_image_size_in_voxels": [36.0, 50.0, 35.0],
-                "spacing": [1.0, 1.0, 1.0], "normalization_schemes": ["ZScoreNormalization"], "use_mask_for_norm": [False],
-                "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
-                "resampling_fn_data_kwargs": {}, "resampling_fn_seg_kwargs": {},
-                "resampling_fn_probabilities": "resample_data_or_seg_to_shape", "resampling_fn_probabilities_kwargs": {},
-                "architecture": {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-                                 "arch_kwargs": {"n_stages": 4}, "_kw_requires_import": ["conv_op"]},
-                "batch_dice": False})
+            configuration.update(
+                {
+                    "preprocessor_name": "DefaultPreprocessor",
+                    "median_image_size_in_voxels": [36.0, 50.0, 35.0],
+                    "spacing": [1.0, 1.0, 1.0],
+                    "normalization_schemes": ["ZScoreNormalization"],
+                    "use_mask_for_norm": [False],
+                    "resampling_fn_data": "resample_data_or_seg_to_shape",
+                    "resampling_fn_seg": "resample_data_or_seg_to_shape",
+                    "resampling_fn_data_kwargs": {},
+                    "resampling_fn_seg_kwargs": {},
+                    "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+                    "resampling_fn_probabilities_kwargs": {},
+                    "architecture": {
+                        "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                        "arch_kwargs": {"n_stages": 4},
+                        "_kw_requires_import": ["conv_op"],
+                    },
+                    "batch_dice": False,
+                }
+            )
     (workspace.preprocessed / SOURCE / "nnUNetPlans.json").write_text(json.dumps(plans))
     target_raw = link_dataset(SHARED_DATA / "Hippocampus", workspace, TARGET)
     dataset_json = json.loads((target_raw / "dataset.json").read_text())

@@ -58,9 +58,15 @@ def both_runs(request, tmp_path_factory, monkeypatch_module):
             _subset(link_dataset(SHARED_DATA / source, ws, name), limit)
     configurations = ["2d", "3d_fullres"]
     run_nnunet("plan_and_preprocess", ["-d", name[7:10], "-c", *configurations, "-np", "2", "-npfp", "2"], theirs)
-    for key, folder in (("nnUNet_raw", ours.raw), ("nnUNet_preprocessed", ours.preprocessed), ("nnUNet_results", ours.results)):
+    for key, folder in (
+        ("nnUNet_raw", ours.raw),
+        ("nnUNet_preprocessed", ours.preprocessed),
+        ("nnUNet_results", ours.results),
+    ):
         monkeypatch_module.setenv(key, str(folder))
-    code = autoseg_main(["plan_and_preprocess", "-d", name[7:10], "-c", *configurations, "-np", "2", "-npfp", "2", "--no_pbar"])
+    code = autoseg_main(
+        ["plan_and_preprocess", "-d", name[7:10], "-c", *configurations, "-np", "2", "-npfp", "2", "--no_pbar"]
+    )
     assert code == 0
     return theirs.preprocessed / name, ours.preprocessed / name
 
@@ -80,12 +86,16 @@ def test_fingerprint_matches(both_runs):
     assert ours["median_relative_size_after_cropping"] == pytest.approx(theirs["median_relative_size_after_cropping"])
     for channel, stats in theirs["foreground_intensity_properties_per_channel"].items():
         for key, value in stats.items():
-            assert ours["foreground_intensity_properties_per_channel"][channel][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+            assert ours["foreground_intensity_properties_per_channel"][channel][key] == pytest.approx(
+                value, rel=1e-6, abs=1e-6
+            ), key
 
 
 def test_plans_match(both_runs):
     theirs_dir, ours_dir = both_runs
-    _assert_same_plans(load_json(ours_dir / "nnUNetPlans.json"), load_json(theirs_dir / "nnUNetPlans.json"), theirs_dir.name)
+    _assert_same_plans(
+        load_json(ours_dir / "nnUNetPlans.json"), load_json(theirs_dir / "nnUNetPlans.json"), theirs_dir.name
+    )
 
 
 def _nnunet_case(folder, identifier):
@@ -100,10 +110,14 @@ def _nnunet_case(folder, identifier):
 
 def test_preprocessed_cases_match(both_runs):
     theirs_dir, ours_dir = both_runs
-    configurations = [c for c in ("3d_fullres", "2d") if c in load_json(theirs_dir / "nnUNetPlans.json")["configurations"]]
+    configurations = [
+        c for c in ("3d_fullres", "2d") if c in load_json(theirs_dir / "nnUNetPlans.json")["configurations"]
+    ]
     assert "2d" in configurations
     for configuration in configurations:
-        _assert_same_preprocessed_cases(theirs_dir / f"nnUNetPlans_{configuration}", ours_dir / f"nnUNetPlans_{configuration}")
+        _assert_same_preprocessed_cases(
+            theirs_dir / f"nnUNetPlans_{configuration}", ours_dir / f"nnUNetPlans_{configuration}"
+        )
 
 
 def _assert_same_preprocessed_cases(theirs_folder, ours_folder) -> None:

@@ -69,7 +69,9 @@ def _write_dataset(workspace: Workspace, dataset_id: int, name: str, geometry: d
     (raw / "imagesTr").mkdir(parents=True)
     (raw / "labelsTr").mkdir()
     for c in range(len(channels)):
-        sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.float32)), str(raw / "imagesTr" / f"a_{c:04d}.nii.gz"))
+        sitk.WriteImage(
+            sitk.GetImageFromArray(np.zeros((4, 4, 4), np.float32)), str(raw / "imagesTr" / f"a_{c:04d}.nii.gz")
+        )
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8)), str(raw / "labelsTr" / "a.nii.gz"))
     labels = {"background": 0, "a": 1, "b": 2} if len(channels) < 3 else {"background": 0, "cell": 1}
     dataset_json = {"channel_names": {str(i): n for i, n in enumerate(channels)}, "labels": labels,
@@ -110,8 +112,12 @@ def planned(tmp_path_factory):
             dataset_name = _write_dataset(ws, 100 + i, name, geometry)
         cases.append(dataset_name)
     runs = [(d, p, None, None) for d in cases for p in PLANNERS]
-    runs += [(cases[1], "ExperimentPlanner", 24.0, None), (cases[3], "nnUNetPlannerResEncL", 11.0, None),
-             (cases[0], "ExperimentPlanner", None, [2.0, 1.5, 1.5]), (cases[2], "ExperimentPlanner", None, [4.0, 1.0, 1.0])]
+    runs += [
+        (cases[1], "ExperimentPlanner", 24.0, None),
+        (cases[3], "nnUNetPlannerResEncL", 11.0, None),
+        (cases[0], "ExperimentPlanner", None, [2.0, 1.5, 1.5]),
+        (cases[2], "ExperimentPlanner", None, [4.0, 1.0, 1.0]),
+    ]
     snippet = ["from nnunetv2.experiment_planning.plan_and_preprocess_api import plan_experiment_dataset",
                "from nnunetv2.utilities.find_class_by_name import recursive_find_python_class",
                "import nnunetv2, os, json, shutil",

@@ -101,8 +101,12 @@ def test_in_memory_api_matches_files_and_reports_progress(hippocampus, tmp_path)
     image = sitk.ReadImage(str(image_file))
     predictor = Predictor(open_model_folder(folder, [0]), PredictionSettings(use_mirroring=False))
     calls: list[tuple[int, int]] = []
-    segmentation, probabilities = predictor.predict_array(sitk.GetArrayFromImage(image), image.GetSpacing()[::-1],
-                                                          return_probabilities=True, progress=lambda d, t: calls.append((d, t)))
+    segmentation, probabilities = predictor.predict_array(
+        sitk.GetArrayFromImage(image),
+        image.GetSpacing()[::-1],
+        return_probabilities=True,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     from_file = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "files" / image_file.name.replace("_0000", ""))))
     np.testing.assert_array_equal(segmentation, from_file)
     assert probabilities.shape == (3, *segmentation.shape)

@@ -90,8 +90,14 @@ def test_ui_is_a_slicer_module_widget(module):
     top = root.find("widget")
     assert top.get("class") == "qMRMLWidget" and top.get("name") == module
     # every MRML selector receives the scene from the module widget
-    receivers = {c.findtext("receiver") for c in root.iter("connection") if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
-    selectors = {n for n, w in _ui_widgets(module).items() if w.get("class", "").startswith("qMRML") and w.get("class") != "qMRMLWidget"}
+    receivers = {
+        c.findtext("receiver") for c in root.iter("connection") if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+    }
+    selectors = {
+        n
+        for n, w in _ui_widgets(module).items()
+        if w.get("class", "").startswith("qMRML") and w.get("class") != "qMRMLWidget"
+    }
     assert selectors <= receivers
 
 

@@ -126,12 +126,20 @@ def test_trainer_runs_find_best_when_the_queue_is_done(real_slicer_oldest, tmp_p
     workspace = _planned_workspace(tmp_path / "ws")
     results = workspace / "nnUNet_results" / "Dataset007_Fake"
     information = {
-        "folds": [0], "dataset_name_or_id": "Dataset007_Fake", "considered_models": [], "ensembling_allowed": True,
+        "folds": [0],
+        "dataset_name_or_id": "Dataset007_Fake",
+        "considered_models": [],
+        "ensembling_allowed": True,
         "all_results": {"nnUNetTrainer__nnUNetPlans__2d": 0.71, "nnUNetTrainer__nnUNetPlans__3d_fullres": 0.83},
-        "best_model_or_ensemble": {"result_on_crossval_pre_pp": 0.83, "result_on_crossval_post_pp": 0.84,
-                                   "postprocessing_file": "pp.pkl", "some_plans_file": "plans.json",
-                                   "selected_model_or_models": [{"configuration": "3d_fullres", "trainer": "nnUNetTrainer",
-                                                                 "plans_identifier": "nnUNetPlans"}]},
+        "best_model_or_ensemble": {
+            "result_on_crossval_pre_pp": 0.83,
+            "result_on_crossval_post_pp": 0.84,
+            "postprocessing_file": "pp.pkl",
+            "some_plans_file": "plans.json",
+            "selected_model_or_models": [
+                {"configuration": "3d_fullres", "trainer": "nnUNetTrainer", "plans_identifier": "nnUNetPlans"}
+            ],
+        },
     }
     # the process replays training, or (for find_best_configuration) writes what it writes
     script = REPLAY_TRAINING.replace(
@@ -163,17 +171,35 @@ def test_inference_logic_finds_models_and_checks_inputs(real_slicer, tmp_path):
     model_folder = tmp_path / "ws" / "nnUNet_results" / "Dataset009_Spleen" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
     (model_folder / "fold_0").mkdir(parents=True)
     (model_folder / "fold_0" / "checkpoint_final.pth").write_bytes(b"not read here")
-    (model_folder / "dataset.json").write_text(json.dumps(
-        {"channel_names": {"0": "CT"}, "labels": {"background": 0, "spleen": 1}, "numTraining": 1, "file_ending": ".nii.gz"}))
+    (model_folder / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "CT"},
+                "labels": {"background": 0, "spleen": 1},
+                "numTraining": 1,
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
     (model_folder / "plans.json").write_text(json.dumps({"configurations": {"3d_fullres": {}}}))
     models = logic.findModels(tmp_path / "ws", extraFolders=[str(model_folder)])
     assert [m.folder for m in models] == [model_folder]  # found twice, listed once
     assert "spleen" in logic.describeModel(models[0]) and "CT" in logic.describeModel(models[0])
 
     def model(**changes):
-        fields = dict(folder=model_folder, dataset_name="Dataset009_Spleen", trainer="nnUNetTrainer", plans="nnUNetPlans",
-                      configuration="3d_fullres", folds=["0"], channel_names={"0": "CT"}, labels={"background": 0, "spleen": 1},
-                      file_ending=".nii.gz", needs_previous_stage=False, postprocessing_file=None)
+        fields = dict(
+            folder=model_folder,
+            dataset_name="Dataset009_Spleen",
+            trainer="nnUNetTrainer",
+            plans="nnUNetPlans",
+            configuration="3d_fullres",
+            folds=["0"],
+            channel_names={"0": "CT"},
+            labels={"background": 0, "spleen": 1},
+            file_ending=".nii.gz",
+            needs_previous_stage=False,
+            postprocessing_file=None,
+        )
         return ModelInfo(**{**fields, **changes})
 
     volume = real_slicer.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
@@ -230,7 +256,9 @@ def test_planner_exports_a_folder_and_plans_in_the_background(real_slicer_oldest
     assert (export.returncode, export.error, export.done) == (0, "", 3)
     dataset = workspace / "nnUNet_raw" / "Dataset012_Organs"
     for case, labels in painted.items():
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(dataset / "labelsTr" / f"{case}.nii.gz"))), labels)
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(sitk.ReadImage(str(dataset / "labelsTr" / f"{case}.nii.gz"))), labels
+        )
     assert logic.existingDatasets(workspace) == ["Dataset012_Organs"]
     assert logic.datasetJson(workspace, "Dataset012_Organs")["labels"] == {"background": 0, "Spleen": 1, "Liver": 2}
 

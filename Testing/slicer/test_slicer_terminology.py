@@ -58,7 +58,7 @@ def _totalsegmentator_list() -> dict[tuple[str, str, str], tuple[Code, Code, Cod
     entries = {}
     with path.open(newline="") as stream:
         for row in csv.DictReader(stream):
-            def code(sequence: str) -> Code:
+            def code(sequence: str, row: dict[str, str] = row) -> Code:
                 return (row[f"{sequence}.CodeValue"], row[f"{sequence}.CodeMeaning"])
 
             cat, typ = code("SegmentedPropertyCategoryCodeSequence"), code("SegmentedPropertyTypeCodeSequence")
@@ -103,7 +103,7 @@ def test_slicer_s_terminology_logic_finds_every_entry_in_its_list(real_slicer):
     import slicer
 
     logic = slicer.vtkSlicerTerminologiesModuleLogic()
-    for context, file_name in SLICER_LISTS.items():
+    for file_name in SLICER_LISTS.values():
         assert logic.LoadTerminologyFromFile(str(_package_file("trame_slicer", f"resources/terminologies/{file_name}")))
     checked = 0
     for name, entry in ENTRIES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from qt import QAbstractButton, QComboBox, QDoubleSpinBox, QWidget, _ValueProperty, signal
 
 
-class ctkPathLineEdit(QWidget):  # noqa: N801
+class ctkPathLineEdit(QWidget):
     """``currentPath`` emits ``currentPathChanged`` whenever its text changes, also when set from code."""
 
     currentPathChanged = signal()
@@ -22,50 +22,50 @@ class ctkPathLineEdit(QWidget):  # noqa: N801
     Dirs, Files, Drives, NoDot, NoDotDot, Readable, Writable, Executable = 1, 2, 4, 8192, 16384, 16, 32, 64
 
 
-class ctkCollapsibleButton(QWidget):  # noqa: N801
+class ctkCollapsibleButton(QWidget):
     contentsCollapsed = signal()
     text: str = ""
     collapsed: bool = False
 
 
-class ctkCheckBox(QAbstractButton):  # noqa: N801
+class ctkCheckBox(QAbstractButton):
     pass
 
 
-class ctkCheckablePushButton(QAbstractButton):  # noqa: N801
+class ctkCheckablePushButton(QAbstractButton):
     pass
 
 
-class ctkComboBox(QComboBox):  # noqa: N801
+class ctkComboBox(QComboBox):
     pass
 
 
-class ctkDoubleSpinBox(QDoubleSpinBox):  # noqa: N801
+class ctkDoubleSpinBox(QDoubleSpinBox):
     pass
 
 
-class ctkSliderWidget(QDoubleSpinBox):  # noqa: N801
+class ctkSliderWidget(QDoubleSpinBox):
     pass
 
 
-class ctkDoubleSlider(QDoubleSpinBox):  # noqa: N801
+class ctkDoubleSlider(QDoubleSpinBox):
     pass
 
 
-class ctkRangeWidget(QWidget):  # noqa: N801
+class ctkRangeWidget(QWidget):
     pass
 
 
-class ctkDoubleRangeSlider(QWidget):  # noqa: N801
+class ctkDoubleRangeSlider(QWidget):
     pass
 
 
-class ctkDirectoryButton(QWidget):  # noqa: N801
+class ctkDirectoryButton(QWidget):
     directoryChanged = signal()
     directory = _ValueProperty("directoryChanged", "", lambda w, v: str(v))
 
 
-class ctkColorPickerButton(QWidget):  # noqa: N801
+class ctkColorPickerButton(QWidget):
     colorChanged = signal()
 
 

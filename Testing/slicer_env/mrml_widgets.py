@@ -13,7 +13,7 @@ from typing import Any
 from qt import QObject, QWidget, signal
 
 
-class qMRMLWidget(QWidget):  # noqa: N801
+class qMRMLWidget(QWidget):
     mrmlSceneChanged = signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -28,7 +28,7 @@ class qMRMLWidget(QWidget):  # noqa: N801
         return self._scene
 
 
-class qMRMLNodeComboBox(qMRMLWidget):  # noqa: N801
+class qMRMLNodeComboBox(qMRMLWidget):
     #: Every combo box observing a scene, so that :func:`release_all` can stop them before the scene goes.
     observing: list = []
 
@@ -115,7 +115,7 @@ class qMRMLNodeComboBox(qMRMLWidget):  # noqa: N801
                 self.currentNodeChanged.emit(None)
 
 
-class qMRMLCheckableNodeComboBox(qMRMLNodeComboBox):  # noqa: N801
+class qMRMLCheckableNodeComboBox(qMRMLNodeComboBox):
     checkedNodesChanged = signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -133,7 +133,7 @@ class qMRMLCheckableNodeComboBox(qMRMLNodeComboBox):  # noqa: N801
         self.checkedNodesChanged.emit()
 
 
-class qMRMLPlotWidget(qMRMLWidget):  # noqa: N801
+class qMRMLPlotWidget(qMRMLWidget):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._viewNode = None
@@ -145,21 +145,21 @@ class qMRMLPlotWidget(qMRMLWidget):  # noqa: N801
         return self._viewNode
 
 
-class qSlicerScriptedLoadableModuleWidget(qMRMLWidget):  # noqa: N801
+class qSlicerScriptedLoadableModuleWidget(qMRMLWidget):
     """The panel Slicer gives a scripted module's widget: ``isEntered`` while the module is shown."""
 
     isEntered: bool = False
 
 
-class qMRMLSliderWidget(QWidget):  # noqa: N801  (type checks in Slicer's GUI connectors only)
+class qMRMLSliderWidget(QWidget):
     pass
 
 
-class qMRMLSpinBox(QWidget):  # noqa: N801
+class qMRMLSpinBox(QWidget):
     pass
 
 
-class qMRMLRangeWidget(QWidget):  # noqa: N801
+class qMRMLRangeWidget(QWidget):
     pass
 
 

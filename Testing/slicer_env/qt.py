@@ -14,8 +14,9 @@ from __future__ import annotations
 import inspect
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 class Signal:
@@ -51,7 +52,7 @@ def _accepted_arguments(slot: Callable, available: int) -> int:
     return min(available, len(positional))
 
 
-class signal:  # noqa: N801 (descriptor named like PythonQt's signal attributes)
+class signal:
     """Class attribute declaring a signal; each instance gets its own :class:`Signal`."""
 
     def __set_name__(self, owner: type, name: str) -> None:

@@ -159,7 +159,22 @@ def test_cli(two_folders, tmp_path, capsys):
                  "--save_npz", "--no_pbar"]) == 0
     assert "Ensembled 2 case(s)" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "cli").glob("*.npz")) == ["case_a.npz", "case_b.npz"]
-    assert main(["ensemble", "-i", str(folder_a), str(tmp_path / "missing"), "-o", str(tmp_path / "x"), "--np", "1", "--no_pbar"]) == 1
+    assert (
+        main(
+            [
+                "ensemble",
+                "-i",
+                str(folder_a),
+                str(tmp_path / "missing"),
+                "-o",
+                str(tmp_path / "x"),
+                "--np",
+                "1",
+                "--no_pbar",
+            ]
+        )
+        == 1
+    )
     assert "autoseg ensemble: error: Prediction folder(s) not found" in capsys.readouterr().err
 
 
@@ -167,10 +182,9 @@ def test_rebuilt_folder_replaces_only_when_complete(tmp_path):
     target = tmp_path / "results"
     target.mkdir()
     (target / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError):
-        with rebuilt_folder(target) as staging:
-            (staging / "new.txt").write_text("new")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), rebuilt_folder(target) as staging:
+        (staging / "new.txt").write_text("new")
+        raise RuntimeError("killed")
     assert [p.name for p in target.iterdir()] == ["old.txt"]
     with rebuilt_folder(target) as staging:
         (staging / "new.txt").write_text("new")

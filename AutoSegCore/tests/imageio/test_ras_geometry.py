@@ -56,7 +56,9 @@ def test_matches_a_slicer_written_segmentation():
     geometry = geometry_of_image(image)
     np.testing.assert_allclose(ijk_to_lps_matrix(geometry), segmentation["ijkToLPS"], atol=1e-4)
     # the "Reference image geometry" conversion parameter is the IJK-to-RAS matrix Slicer used (row-major)
-    reference = next(p["value"] for p in segmentation["conversionParameters"] if p["name"] == "Reference image geometry")
+    reference = next(
+        p["value"] for p in segmentation["conversionParameters"] if p["name"] == "Reference image geometry"
+    )
     ras = np.array([float(v) for v in reference.split(";")[:16]]).reshape(4, 4)
     np.testing.assert_allclose(ijk_to_ras_matrix(geometry)[:3, :3], ras[:3, :3], atol=1e-4)
     # origins differ by the segment extent offset only

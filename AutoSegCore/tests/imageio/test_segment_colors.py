@@ -29,16 +29,34 @@ def test_left_kidney_spellings(name):
     assert entry.color == pytest.approx((185 / 255, 102 / 255, 83 / 255))
 
 
-@pytest.mark.parametrize(("name", "code", "modifier"), [
-    ("liver", "10200004", None), ("Spleen", "78961009", None), ("PANCREAS", "15776009", None),
-    ("urinary_bladder", "89837001", None), ("bladder", "89837001", None), ("small bowel", "30315005", None),
-    ("inferior_vena_cava", "64131007", None), ("IVC", "64131007", None), ("portal vein", "32764006", None),
-    ("lung_right", "39607008", RIGHT), ("adrenal_gland_right", "23451007", RIGHT), ("R adrenal gland", "23451007", RIGHT),
-    ("lung_upper_lobe_left", "45653009", LEFT), ("heart_ventricle_left", "87878005", None),
-    ("femur_left", "71341001", LEFT), ("gall bladder", "28231008", None), ("oesophagus", "32849002", None),
-    ("edema", "79654002", None), ("Necrosis", "6574001", None), ("tumor", "108369006", None),
-    ("Tumour", "108369006", None), ("brain", "12738006", None), ("trachea", "44567001", None),
-])
+@pytest.mark.parametrize(
+    ("name", "code", "modifier"),
+    [
+        ("liver", "10200004", None),
+        ("Spleen", "78961009", None),
+        ("PANCREAS", "15776009", None),
+        ("urinary_bladder", "89837001", None),
+        ("bladder", "89837001", None),
+        ("small bowel", "30315005", None),
+        ("inferior_vena_cava", "64131007", None),
+        ("IVC", "64131007", None),
+        ("portal vein", "32764006", None),
+        ("lung_right", "39607008", RIGHT),
+        ("adrenal_gland_right", "23451007", RIGHT),
+        ("R adrenal gland", "23451007", RIGHT),
+        ("lung_upper_lobe_left", "45653009", LEFT),
+        ("heart_ventricle_left", "87878005", None),
+        ("femur_left", "71341001", LEFT),
+        ("gall bladder", "28231008", None),
+        ("oesophagus", "32849002", None),
+        ("edema", "79654002", None),
+        ("Necrosis", "6574001", None),
+        ("tumor", "108369006", None),
+        ("Tumour", "108369006", None),
+        ("brain", "12738006", None),
+        ("trachea", "44567001", None),
+    ],
+)
 def test_known_structures(name, code, modifier):
     entry = terminology_for_name(name)
     assert entry is not None and entry.type[1] == code and entry.modifier == modifier

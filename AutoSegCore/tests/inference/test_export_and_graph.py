@@ -18,8 +18,15 @@ from autoseg.plans.model import ArchitecturePlan, Plans
 
 LABELS = DatasetJson.from_dict({"channel_names": {"0": "CT"}, "labels": {"background": 0, "a": 1, "b": 2},
                                 "numTraining": 1, "file_ending": ".nii.gz"})
-REGIONS = DatasetJson.from_dict({"channel_names": {"0": "CT"}, "numTraining": 1, "file_ending": ".nii.gz",
-                                 "labels": {"background": 0, "whole": [1, 2], "core": 2}, "regions_class_order": [1, 2]})
+REGIONS = DatasetJson.from_dict(
+    {
+        "channel_names": {"0": "CT"},
+        "numTraining": 1,
+        "file_ending": ".nii.gz",
+        "labels": {"background": 0, "whole": [1, 2], "core": 2},
+        "regions_class_order": [1, 2],
+    }
+)
 
 
 def _plans(spacing, transpose=(0, 1, 2)) -> Plans:
@@ -33,7 +40,9 @@ def _plans(spacing, transpose=(0, 1, 2)) -> Plans:
 
 
 @pytest.mark.parametrize("dataset_json", [LABELS, REGIONS], ids=["labels", "regions"])
-@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 0.7, 0.7), (5.0, 1.0, 1.0)], ids=["iso", "aniso", "separate_z"])
+@pytest.mark.parametrize(
+    "spacing", [(1.0, 1.0, 1.0), (2.0, 0.7, 0.7), (5.0, 1.0, 1.0)], ids=["iso", "aniso", "separate_z"]
+)
 def test_channelwise_export_equals_full_probabilities_path(dataset_json, spacing):
     plans = _plans(spacing, transpose=(2, 0, 1))
     configuration = plans.configuration("3d_fullres")
@@ -44,7 +53,9 @@ def test_channelwise_export_equals_full_probabilities_path(dataset_json, spacing
                   "bbox_used_for_cropping": [[2, 20], [1, 19], [3, 27]],
                   "shape_after_cropping_and_before_resampling": [18, 18, 24]}
     fast, none = export_logits(logits, plans, configuration, dataset_json, properties)
-    full, probabilities = export_logits(logits, plans, configuration, dataset_json, properties, return_probabilities=True)
+    full, probabilities = export_logits(
+        logits, plans, configuration, dataset_json, properties, return_probabilities=True
+    )
     assert none is None and fast.dtype == np.uint8
     np.testing.assert_array_equal(fast, full)
     transposed_back = tuple(properties["shape_before_cropping"][i] for i in plans.transpose_backward)
@@ -78,7 +89,9 @@ def test_traced_graph_matches_eager_and_falls_back():
         assert graphs.traced, "the second call should run the traced graph"
         torch.testing.assert_close(traced, network(torch.flip(x, (2,))), atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(eager, network(x))
-    broken = TracedNetworks(lambda t: t.nonzero(), enabled=True, eager_calls_before_tracing=0)  # not traceable as a module
+    broken = TracedNetworks(
+        lambda t: t.nonzero(), enabled=True, eager_calls_before_tracing=0
+    )  # not traceable as a module
     assert broken.forward_for(0)(torch.ones(1, 1, 2, 2, 2)).shape[0] == 8
     assert not broken.enabled and not broken.traced
 
@@ -88,15 +101,27 @@ def test_onednn_convolutions_and_parallel_copies_keep_results():
     from autoseg.inference.parallel_copies import ParallelCopies
     from autoseg.inference.sliding_window import predict_with_mirroring
 
-    architecture = ArchitecturePlan.from_dict({
-        "network_class_name": "PlainConvUNet",
-        "arch_kwargs": {"n_stages": 3, "features_per_stage": [4, 8, 16], "conv_op": "torch.nn.modules.conv.Conv2d",
-                        "kernel_sizes": [[3, 3]] * 3, "strides": [[1, 1], [2, 2], [2, 2]], "n_conv_per_stage": [2, 2, 2],
-                        "n_conv_per_stage_decoder": [2, 2], "conv_bias": True,
-                        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
-                        "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-                        "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
-    })
+    architecture = ArchitecturePlan.from_dict(
+        {
+            "network_class_name": "PlainConvUNet",
+            "arch_kwargs": {
+                "n_stages": 3,
+                "features_per_stage": [4, 8, 16],
+                "conv_op": "torch.nn.modules.conv.Conv2d",
+                "kernel_sizes": [[3, 3]] * 3,
+                "strides": [[1, 1], [2, 2], [2, 2]],
+                "n_conv_per_stage": [2, 2, 2],
+                "n_conv_per_stage_decoder": [2, 2],
+                "conv_bias": True,
+                "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d",
+                "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+                "dropout_op": None,
+                "dropout_op_kwargs": None,
+                "nonlin": "torch.nn.LeakyReLU",
+                "nonlin_kwargs": {"inplace": True},
+            },
+        }
+    )
     network = build_network(architecture, 2, 3).eval()
     x = torch.randn(1, 2, 24, 20)
     with torch.inference_mode():

@@ -30,7 +30,12 @@ PLANS = {
                          "arch_kwargs": {}, "_kw_requires_import": []},
     }},
 }
-DATASET = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "a": 1}, "numTraining": 1, "file_ending": ".nii.gz"}
+DATASET = {
+    "channel_names": {"0": "MRI"},
+    "labels": {"background": 0, "a": 1},
+    "numTraining": 1,
+    "file_ending": ".nii.gz",
+}
 
 
 def _checkpoint(fold: int | str) -> dict:

@@ -55,7 +55,9 @@ def test_bad_layouts(model, tmp_path):
     references = reference_folder(workspace, DATASET)
     with pytest.raises(ModelFolderError, match="Fold 2 of .* is missing"):
         accumulate_crossval_results(folder, references, (0, 1, 2))
-    (folder / "fold_1" / "validation" / "case_0.nii.gz").write_bytes((folder / "fold_0" / "validation" / "case_0.nii.gz").read_bytes())
+    (folder / "fold_1" / "validation" / "case_0.nii.gz").write_bytes(
+        (folder / "fold_0" / "validation" / "case_0.nii.gz").read_bytes()
+    )
     with pytest.raises(ModelFolderError, match="case_0.nii.gz is predicted by more than one fold"):
         accumulate_crossval_results(folder, references, (0, 1))
     with pytest.raises(ModelFolderError, match="does not exist"):

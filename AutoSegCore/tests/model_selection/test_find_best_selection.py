@@ -49,7 +49,9 @@ def test_the_ensemble_wins_and_everything_is_written(workspace, capsys):
     assert (ensemble / "postprocessing.pkl").is_file() and (ensemble / "postprocessed" / "summary.json").is_file()
 
     information = json.loads((results / "inference_information.json").read_text())
-    assert set(information) == NNUNET_INFORMATION_KEYS and set(information["best_model_or_ensemble"]) == NNUNET_BEST_KEYS
+    assert (
+        set(information) == NNUNET_INFORMATION_KEYS and set(information["best_model_or_ensemble"]) == NNUNET_BEST_KEYS
+    )
     assert information["folds"] == [0, 1] and information["dataset_name_or_id"] == DATASET
     assert information["considered_models"] == [
         {"plans": "nnUNetPlans", "configuration": "2d", "trainer": "nnUNetTrainer"},
@@ -104,7 +106,9 @@ def test_disable_ensembling_and_no_overwrite(workspace, capsys):
     assert main(["find_best_configuration", DATASET, "-c", "2d", "-f", "0", "1", "-np", "1", "--no_overwrite",
                  "--disable_ensembling"]) == 0
     assert (crossval / "marker.txt").is_file()
-    assert main(["find_best_configuration", DATASET, "-c", "2d", "-f", "0", "1", "-np", "1", "--disable_ensembling"]) == 0
+    assert (
+        main(["find_best_configuration", DATASET, "-c", "2d", "-f", "0", "1", "-np", "1", "--disable_ensembling"]) == 0
+    )
     assert not (crossval / "marker.txt").exists()  # rebuilt from the folds
 
 
@@ -117,13 +121,18 @@ def test_a_model_without_probabilities_is_left_out_of_ensembles(tmp_path, monkey
     out = capsys.readouterr().out
     assert "nnUNetTrainer__nnUNetPlans__3d_fullres is left out of ensembles" in out and "--val --npz" in out
     information = json.loads((workspace.results / DATASET / "inference_information.json").read_text())
-    assert set(information["all_results"]) == {"nnUNetTrainer__nnUNetPlans__2d", "nnUNetTrainer__nnUNetPlans__3d_fullres"}
+    assert set(information["all_results"]) == {
+        "nnUNetTrainer__nnUNetPlans__2d",
+        "nnUNetTrainer__nnUNetPlans__3d_fullres",
+    }
 
 
 def test_no_usable_model_is_one_clear_error(workspace, capsys):
     assert main(["find_best_configuration", DATASET, "-f", "0", "1", "2", "-np", "1"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("autoseg find_best_configuration: error: No trained model of Dataset950_Select has all of folds 0, 1, 2")
+    assert err.startswith(
+        "autoseg find_best_configuration: error: No trained model of Dataset950_Select has all of folds 0, 1, 2"
+    )
     assert "nnUNetTrainer__nnUNetPlans__2d: fold(s) 2 have no validation predictions" in err
     assert not (workspace.results / DATASET / "inference_information.json").exists()
 
@@ -135,9 +144,14 @@ def test_accumulate_crossval_results_cli(workspace, tmp_path, capsys):
     assert "crossval_results_folds_0_1" in capsys.readouterr().out
 
     out = tmp_path / "cv_fold0"
-    assert main(["accumulate_crossval_results", DATASET, "-c", "3d_fullres", "-f", "0", "-o", str(out), "-np", "1"]) == 0
+    assert (
+        main(["accumulate_crossval_results", DATASET, "-c", "3d_fullres", "-f", "0", "-o", str(out), "-np", "1"]) == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"]) == ["case_0.nii.gz", "case_2.nii.gz"]
+    assert sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"]) == [
+        "case_0.nii.gz",
+        "case_2.nii.gz",
+    ]
     assert main(["accumulate_crossval_results", DATASET, "-c", "3d_fullres", "-f", "0", "-o", str(out)]) == 1
     assert "exists and is not empty" in capsys.readouterr().err
     assert main(["accumulate_crossval_results", DATASET, "-c", "2d", "-f", "0", "3"]) == 1

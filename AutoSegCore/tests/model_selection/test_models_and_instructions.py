@@ -26,7 +26,10 @@ def test_names_follow_nnunet():
     assert A.identifier == "nnUNetTrainer__nnUNetPlans__2d"
     assert TrainedModel.from_identifier("/x/nnUNetTrainer__nnUNetPlans__2d") == A
     assert folds_string([0, 1, 2, 3, 4]) == "0_1_2_3_4"
-    assert ensemble_name(A, B, (0, 1)) == "ensemble___nnUNetTrainer__nnUNetPlans__2d___nnUNetTrainer__nnUNetPlans__3d_fullres___0_1"
+    assert (
+        ensemble_name(A, B, (0, 1))
+        == "ensemble___nnUNetTrainer__nnUNetPlans__2d___nnUNetTrainer__nnUNetPlans__3d_fullres___0_1"
+    )
     models = candidate_models(["T1", "T2"], ["2d", "3d"], ["P1", "P2"])
     assert [m.identifier for m in models[:3]] == ["T1__P1__2d", "T1__P2__2d", "T1__P1__3d"] and len(models) == 8
     assert len(candidate_models(["T"], ["2d", "2d"], ["P"])) == 1
@@ -46,13 +49,20 @@ def test_skip_reasons(tmp_path):
     workspace = make_workspace(tmp_path)
     add_model(workspace, "2d", CASES, folds=(0,))
     add_model(workspace, "3d_fullres", CASES)
-    models = [A, B, TrainedModel("nnUNetTrainer", "nnUNetPlans", "3d_lowres"), TrainedModel("Other", "nnUNetPlans", "2d"),
-              TrainedModel("nnUNetTrainer", "MissingPlans", "2d")]
+    models = [
+        A,
+        B,
+        TrainedModel("nnUNetTrainer", "nnUNetPlans", "3d_lowres"),
+        TrainedModel("Other", "nnUNetPlans", "2d"),
+        TrainedModel("nnUNetTrainer", "MissingPlans", "2d"),
+    ]
     usable, skipped = select_models(models, workspace.results / DATASET, workspace.preprocessed / DATASET, (0, 1))
     assert usable == [B]
     reasons = {s.model.identifier: s.reason for s in skipped}
     assert reasons["nnUNetTrainer__nnUNetPlans__2d"].startswith("fold(s) 1 have no validation predictions")
-    assert reasons["nnUNetTrainer__nnUNetPlans__3d_lowres"].startswith("configuration 3d_lowres is not in plans nnUNetPlans")
+    assert reasons["nnUNetTrainer__nnUNetPlans__3d_lowres"].startswith(
+        "configuration 3d_lowres is not in plans nnUNetPlans"
+    )
     assert reasons["Other__nnUNetPlans__2d"].startswith("not trained")
     assert reasons["nnUNetTrainer__MissingPlans__2d"].startswith("no plans MissingPlans")
 

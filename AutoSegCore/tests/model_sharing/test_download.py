@@ -63,7 +63,9 @@ def test_download_stops_at_the_size_limit(served, tmp_path):
     url, site = served
     size = (site / "model.zip").stat().st_size
     with pytest.raises(ModelSharingError, match="limit"):
-        download_and_install(f"{url}/model.zip", tmp_path / "results", limits=ExtractionLimits(max_total_bytes=size - 1))
+        download_and_install(
+            f"{url}/model.zip", tmp_path / "results", limits=ExtractionLimits(max_total_bytes=size - 1)
+        )
     assert list((tmp_path / "results").iterdir()) == []
 
 

@@ -1,4 +1,5 @@
-"""``autoseg move_plans_between_datasets``: renamed dataset/plans/data identifiers, target reader, no silent overwrite."""
+"""``autoseg move_plans_between_datasets``: renamed dataset/plans/data identifiers, target reader, no silent
+overwrite."""
 
 from __future__ import annotations
 
@@ -81,8 +82,11 @@ def test_new_identifier_renames_data_identifiers(workspace):
     configurations = plans["configurations"]
     assert configurations["3d_fullres"]["data_identifier"] == "nnUNetPlansFrom41_3d_fullres"
     assert configurations["2d"]["data_identifier"] == "nnUNetPlansFrom41_custom_2d"
-    assert configurations["3d_custom"] == {"inherits_from": "3d_fullres", "data_identifier": "nnUNetPlansFrom41_3d_custom",
-                                           "batch_size": 4}
+    assert configurations["3d_custom"] == {
+        "inherits_from": "3d_fullres",
+        "data_identifier": "nnUNetPlansFrom41_3d_custom",
+        "batch_size": 4,
+    }
     assert configurations["3d_bigger"] == SOURCE_PLANS["configurations"]["3d_bigger"]
     for key in ("foreground_intensity_properties_per_channel", "some_future_key", "transpose_forward"):
         assert plans[key] == SOURCE_PLANS[key]
@@ -91,7 +95,9 @@ def test_new_identifier_renames_data_identifiers(workspace):
 
 def test_reader_named_in_target_dataset_json_wins(workspace):
     dataset_json = workspace.raw / TARGET / "dataset.json"
-    dataset_json.write_text(json.dumps({**_read(dataset_json), "overwrite_image_reader_writer": "SimpleITKIOWithReorient"}))
+    dataset_json.write_text(
+        json.dumps({**_read(dataset_json), "overwrite_image_reader_writer": "SimpleITKIOWithReorient"})
+    )
     written = move_plans_between_datasets(workspace, SOURCE, TARGET, "nnUNetPlans", "P2")
     assert _read(written)["image_reader_writer"] == "SimpleITKIOWithReorient"
 

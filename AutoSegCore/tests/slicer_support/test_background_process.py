@@ -46,8 +46,11 @@ def test_poll_does_not_block_and_streams(tmp_path):
 
 
 def test_environment_is_added_to_the_base(tmp_path):
-    process = BackgroundProcess(_python("import os; print(os.environ['nnUNet_raw'], os.environ.get('ONLY_BASE'))"),
-                                environment={"nnUNet_raw": str(tmp_path)}, base_environment={**os.environ, "ONLY_BASE": "b"})
+    process = BackgroundProcess(
+        _python("import os; print(os.environ['nnUNet_raw'], os.environ.get('ONLY_BASE'))"),
+        environment={"nnUNet_raw": str(tmp_path)},
+        base_environment={**os.environ, "ONLY_BASE": "b"},
+    )
     process.start()
     assert process.wait(timeout=30).lines == [f"{tmp_path} b"]
 

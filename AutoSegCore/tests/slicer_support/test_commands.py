@@ -55,7 +55,9 @@ def test_workspace_folders_match_workspace_and_environment(ws, tmp_path):
 
 
 def test_plan_and_preprocess(ws):
-    command = plan_and_preprocess_command(ws, 5, ["3d_fullres"], verify=True, gpu_memory_target_gb=11.5, num_processes=2)
+    command = plan_and_preprocess_command(
+        ws, 5, ["3d_fullres"], verify=True, gpu_memory_target_gb=11.5, num_processes=2
+    )
     args = _parse(command)
     assert args.command == "plan_and_preprocess" and args.dataset == ["5"] and args.configurations == ["3d_fullres"]
     assert args.verify_dataset_integrity and args.gpu_memory_target == 11.5

@@ -40,9 +40,13 @@ def results(tmp_path) -> Path:
     crossval.mkdir()
     (crossval / "postprocessing.pkl").write_bytes(b"pickle")
     _model(root, "Dataset004_Hippocampus", "nnUNetTrainer__nnUNetPlans__2d", HIPPOCAMPUS, folds=("all",))
-    lowres_plans = {"configurations": {"3d_lowres": {"next_stage": "3d_cascade_fullres"},
-                                       "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
-                                       "3d_fullres": {}}}
+    lowres_plans = {
+        "configurations": {
+            "3d_lowres": {"next_stage": "3d_cascade_fullres"},
+            "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
+            "3d_fullres": {},
+        }
+    }
     _model(root, "Dataset004_Hippocampus", "nnUNetTrainer__nnUNetPlans__3d_cascade_fullres", HIPPOCAMPUS, folds=(0,),
            plans=lowres_plans)
     _model(root, "Dataset004_Hippocampus", "nnUNetTrainer__nnUNetPlans__3d_lowres", HIPPOCAMPUS, folds=(0, 1),

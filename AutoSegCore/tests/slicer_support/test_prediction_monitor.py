@@ -28,22 +28,46 @@ _ARCHITECTURE = {
 }
 _RESAMPLING = {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None}
 PLANS = {
-    "dataset_name": "Dataset321_Tiny", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1, 1],
-    "original_median_shape_after_transp": [20, 24, 20], "image_reader_writer": "SimpleITKIO",
-    "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2], "experiment_planner_used": "ExperimentPlanner",
+    "dataset_name": "Dataset321_Tiny",
+    "plans_name": "nnUNetPlans",
+    "original_median_spacing_after_transp": [1, 1, 1],
+    "original_median_shape_after_transp": [20, 24, 20],
+    "image_reader_writer": "SimpleITKIO",
+    "transpose_forward": [0, 1, 2],
+    "transpose_backward": [0, 1, 2],
+    "experiment_planner_used": "ExperimentPlanner",
     "label_manager": "LabelManager",
-    "foreground_intensity_properties_per_channel": {"0": {"max": 5.0, "mean": 0.0, "median": 0.0, "min": -5.0,
-                                                          "percentile_00_5": -3.0, "percentile_99_5": 3.0, "std": 1.0}},
-    "configurations": {"3d_fullres": {
-        "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
-        "patch_size": [16, 16, 16], "median_image_size_in_voxels": [20, 24, 20], "spacing": [1.0, 1.0, 1.0],
-        "normalization_schemes": ["ZScoreNormalization"], "use_mask_for_norm": [False],
-        "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
-        "resampling_fn_data_kwargs": _RESAMPLING, "resampling_fn_seg_kwargs": {**_RESAMPLING, "is_seg": True, "order": 1},
-        "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
-        "resampling_fn_probabilities_kwargs": {**_RESAMPLING, "order": 1}, "architecture": _ARCHITECTURE,
-        "batch_dice": False,
-    }},
+    "foreground_intensity_properties_per_channel": {
+        "0": {
+            "max": 5.0,
+            "mean": 0.0,
+            "median": 0.0,
+            "min": -5.0,
+            "percentile_00_5": -3.0,
+            "percentile_99_5": 3.0,
+            "std": 1.0,
+        }
+    },
+    "configurations": {
+        "3d_fullres": {
+            "data_identifier": "nnUNetPlans_3d_fullres",
+            "preprocessor_name": "DefaultPreprocessor",
+            "batch_size": 2,
+            "patch_size": [16, 16, 16],
+            "median_image_size_in_voxels": [20, 24, 20],
+            "spacing": [1.0, 1.0, 1.0],
+            "normalization_schemes": ["ZScoreNormalization"],
+            "use_mask_for_norm": [False],
+            "resampling_fn_data": "resample_data_or_seg_to_shape",
+            "resampling_fn_seg": "resample_data_or_seg_to_shape",
+            "resampling_fn_data_kwargs": _RESAMPLING,
+            "resampling_fn_seg_kwargs": {**_RESAMPLING, "is_seg": True, "order": 1},
+            "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+            "resampling_fn_probabilities_kwargs": {**_RESAMPLING, "order": 1},
+            "architecture": _ARCHITECTURE,
+            "batch_dice": False,
+        }
+    },
 }
 DATASET_JSON = {"channel_names": {"0": "MRI"}, "labels": {"background": 0, "liver": 1}, "numTraining": 2,
                 "file_ending": ".nii.gz"}
@@ -64,11 +88,20 @@ def _tiny_model(folder: Path) -> Path:
     (folder / "fold_0").mkdir(parents=True)
     (folder / "plans.json").write_text(json.dumps(PLANS))
     (folder / "dataset.json").write_text(json.dumps(DATASET_JSON))
-    torch.save({"network_weights": network.state_dict(), "optimizer_state": {}, "grad_scaler_state": None,
-                "logging": {}, "_best_ema": None, "current_epoch": 1, "trainer_name": "nnUNetTrainer",
-                "inference_allowed_mirroring_axes": (0, 1, 2),
-                "init_args": init_args(plans, "3d_fullres", 0, DatasetJson.from_dict(DATASET_JSON), torch.device("cpu"))},
-               folder / "fold_0" / "checkpoint_final.pth")
+    torch.save(
+        {
+            "network_weights": network.state_dict(),
+            "optimizer_state": {},
+            "grad_scaler_state": None,
+            "logging": {},
+            "_best_ema": None,
+            "current_epoch": 1,
+            "trainer_name": "nnUNetTrainer",
+            "inference_allowed_mirroring_axes": (0, 1, 2),
+            "init_args": init_args(plans, "3d_fullres", 0, DatasetJson.from_dict(DATASET_JSON), torch.device("cpu")),
+        },
+        folder / "fold_0" / "checkpoint_final.pth",
+    )
     return folder
 
 

@@ -29,7 +29,10 @@ def test_mark_next_and_clear():
     queue.mark(second, "running")
     queue.mark(second, "failed", "CUDA out of memory")
     assert queue.next_pending() is None and queue.all_done()
-    assert queue.as_rows() == [("3d_fullres", "0", "done", "Dice 0.87"), ("3d_fullres", "1", "failed", "CUDA out of memory")]
+    assert queue.as_rows() == [
+        ("3d_fullres", "0", "done", "Dice 0.87"),
+        ("3d_fullres", "1", "failed", "CUDA out of memory"),
+    ]
     again = queue.add("3d_fullres", [0])  # a finished run can be queued again
     assert len(again) == 1 and again[0] is not first
     queue.clear_finished()

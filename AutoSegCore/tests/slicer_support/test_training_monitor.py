@@ -25,14 +25,37 @@ def _start(stream: ProgressStream, epoch: int = 0, num_epochs: int = 4, iteratio
 
 
 def _epoch(stream: ProgressStream, epoch: int, dice: float, num_epochs: int = 4, eta: float | None = 30.0) -> dict:
-    return stream.emit("epoch", epoch=epoch, num_epochs=num_epochs, train_loss=0.5 - 0.1 * epoch, val_loss=-0.05 * epoch,
-                       pseudo_dice=[dice, float("nan")], mean_fg_dice=dice, ema_fg_dice=dice / 2, lr=0.01 / (epoch + 1),
-                       epoch_time=10.0, best_ema=dice / 2, eta_seconds=eta)
+    return stream.emit(
+        "epoch",
+        epoch=epoch,
+        num_epochs=num_epochs,
+        train_loss=0.5 - 0.1 * epoch,
+        val_loss=-0.05 * epoch,
+        pseudo_dice=[dice, float("nan")],
+        mean_fg_dice=dice,
+        ema_fg_dice=dice / 2,
+        lr=0.01 / (epoch + 1),
+        epoch_time=10.0,
+        best_ema=dice / 2,
+        eta_seconds=eta,
+    )
 
 
 def test_format_duration():
     assert [format_duration(s) for s in (None, float("nan"), -3, 0, 44.6, 59.4, 60, 719, 3599, 3600, 3720, 90000)] == [
-        "", "", "0 s", "0 s", "45 s", "59 s", "1 min", "12 min", "1 h 00 min", "1 h 00 min", "1 h 02 min", "25 h 00 min"]
+        "",
+        "",
+        "0 s",
+        "0 s",
+        "45 s",
+        "59 s",
+        "1 min",
+        "12 min",
+        "1 h 00 min",
+        "1 h 00 min",
+        "1 h 02 min",
+        "25 h 00 min",
+    ]
 
 
 def test_waiting_until_the_file_appears(tmp_path):

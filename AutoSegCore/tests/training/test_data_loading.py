@@ -386,10 +386,9 @@ def test_worker_failure_surfaces_with_its_traceback(cases: Path) -> None:
 
 
 def test_interrupt_inside_with_block_stops_workers(cases: Path) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with BackgroundLoader(_flip_loader(cases), num_workers=1) as background:
-            next(background)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), BackgroundLoader(_flip_loader(cases), num_workers=1) as background:
+        next(background)
+        raise KeyboardInterrupt
     assert not background._workers[0].is_alive()
 
 

@@ -94,12 +94,22 @@ def _tiny_network(out_channels: int) -> torch.nn.Module:
     from autoseg.network.build import build_network
     from autoseg.plans.model import ArchitecturePlan
 
-    kwargs = {"n_stages": 2, "features_per_stage": [4, 8], "conv_op": "torch.nn.modules.conv.Conv3d",
-              "kernel_sizes": [[3, 3, 3]] * 2, "strides": [[1, 1, 1], [2, 2, 2]], "n_conv_per_stage": [1, 1],
-              "n_conv_per_stage_decoder": [1], "conv_bias": True,
-              "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
-              "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
-              "nonlin_kwargs": {"inplace": True}}
+    kwargs = {
+        "n_stages": 2,
+        "features_per_stage": [4, 8],
+        "conv_op": "torch.nn.modules.conv.Conv3d",
+        "kernel_sizes": [[3, 3, 3]] * 2,
+        "strides": [[1, 1, 1], [2, 2, 2]],
+        "n_conv_per_stage": [1, 1],
+        "n_conv_per_stage_decoder": [1],
+        "conv_bias": True,
+        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+        "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": "torch.nn.LeakyReLU",
+        "nonlin_kwargs": {"inplace": True},
+    }
     plan = ArchitecturePlan("dynamic_network_architectures.architectures.unet.PlainConvUNet", kwargs)
     return build_network(plan, 1, out_channels, deep_supervision=True)
 

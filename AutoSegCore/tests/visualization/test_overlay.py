@@ -136,11 +136,23 @@ def test_cli_preprocessed(workspace, tmp_path):
                      "resampling_fn_probabilities_kwargs": {},
                      "architecture": {"network_class_name": "x", "arch_kwargs": {}, "_kw_requires_import": []}}
     preprocessed.mkdir(parents=True)
-    (preprocessed / "nnUNetPlans.json").write_text(json.dumps({
-        "dataset_name": "Dataset061_Overlay", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [1, 1, 1],
-        "original_median_shape_after_transp": [6, 16, 16], "image_reader_writer": "SimpleITKIO",
-        "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2], "configurations": {"2d": configuration},
-        "experiment_planner_used": "E", "label_manager": "LabelManager", "foreground_intensity_properties_per_channel": {}}))
+    (preprocessed / "nnUNetPlans.json").write_text(
+        json.dumps(
+            {
+                "dataset_name": "Dataset061_Overlay",
+                "plans_name": "nnUNetPlans",
+                "original_median_spacing_after_transp": [1, 1, 1],
+                "original_median_shape_after_transp": [6, 16, 16],
+                "image_reader_writer": "SimpleITKIO",
+                "transpose_forward": [0, 1, 2],
+                "transpose_backward": [0, 1, 2],
+                "configurations": {"2d": configuration},
+                "experiment_planner_used": "E",
+                "label_manager": "LabelManager",
+                "foreground_intensity_properties_per_channel": {},
+            }
+        )
+    )
     data = np.random.default_rng(2).normal(size=(2, 6, 16, 16)).astype(np.float32)
     seg = np.full((1, 6, 16, 16), -1, dtype=np.int8)
     seg[0, :, 2:14, 2:14] = 0
