@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoseg.demo.settings import CONFIGURATION, DATASET_NAME, FOLD, PLANS_NAME
-from autoseg.paths import Workspace
+from autoseg.paths import ModelFolderName, Workspace
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class DemoPaths:
         return self.preprocessed_dataset / f"{PLANS_NAME}.json"
 
     def model_folder(self, trainer: str) -> Path:
-        return self.workspace.results / DATASET_NAME / f"{trainer}__{PLANS_NAME}__{CONFIGURATION}"
+        return self.workspace.results / DATASET_NAME / str(ModelFolderName(trainer, PLANS_NAME, CONFIGURATION))
 
     def fold_folder(self, trainer: str) -> Path:
         return self.model_folder(trainer) / f"fold_{FOLD}"

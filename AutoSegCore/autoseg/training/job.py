@@ -36,7 +36,8 @@ class TrainingJob:
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     trainer_name: str = DEFAULT_TRAINER
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    #: "auto" (fp16 on CUDA, bf16 on CPUs with native bfloat16, else fp32), "fp32", "bf16" or "fp16".
+    #: "auto" (fp16 on CUDA; bf16-backward on CPUs with native bfloat16, else fp32), "fp32", "bf16-backward",
+    #: "bf16" or "fp16" (see autoseg.training.precision).
     precision: str = "auto"
     #: Background data-augmentation workers (None: chosen from the device and the cores).
     num_workers: int | None = None
