@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoseg.dataset.convert.msd import (
+from autoseg.dataset.convert.common import (
     check_dataset_folder_name,
     check_target,
     read_msd_dataset_json,
