@@ -2,13 +2,15 @@
 
 Hippocampus 3d_fullres fold 0 with nnU-Net's plans at batch size 2, ``--epochs`` x ``--iterations`` (default
 15 x 50, 5 validation batches per epoch), the same split for every run. Rows: nnU-Net 2.8.1 (float32, as it
-always trains on the CPU) and AutoSeg with each ``-precision`` scheme for each seed. Prints per row the fold-0
-validation Dice (foreground mean of the final validation: all validation cases, sliding window with
-mirroring, float32 inference), training iterations/s and whole-process wall time; per scheme the mean and
-spread over seeds, and the ratios to nnU-Net. Prepares the workspaces with ``bench_train.py --prepare_only``.
+always trains on the CPU; ``--nnunet_runs`` runs) and AutoSeg with each ``-precision`` scheme for each seed.
+Prints per row the fold-0 validation Dice (foreground mean of the final validation: all validation cases,
+sliding window with mirroring, float32 inference), training iterations/s and whole-process wall time; per tool
+and scheme the mean and spread over runs, and the differences and ratios to nnU-Net's means. Timings are only
+comparable on a quiet machine: run nothing else meanwhile.
+Prepares the workspaces with ``bench_train.py --prepare_only``.
 
     python benchmarks/bench_precision.py --root /work/bench14 [--schemes fp32 bf16-backward bf16] [--seeds 0 1]
-                                         [--no_nnunet] [--epochs 15] [--iterations 50]
+                                         [--nnunet_runs 2] [--epochs 15] [--iterations 50]
 
 Each finished run is kept in ``<root>/precision_runs/<row>/`` and reused when the script runs again (delete
 the folder to rerun it), so an interrupted benchmark continues where it stopped.
@@ -60,7 +62,9 @@ def main() -> None:
     parser.add_argument("--root", required=True)
     parser.add_argument("--schemes", nargs="+", default=["fp32", "bf16-backward", "bf16"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--no_nnunet", action="store_true", help="AutoSeg rows only (nnU-Net's row is ~27 min)")
+    parser.add_argument("--nnunet_runs", type=int, default=2,
+                        help="nnU-Net trainings (it has no seed option: each run is a new random run; ~27 min each; "
+                             "0 for AutoSeg rows only)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--val_iterations", type=int, default=5)
@@ -72,41 +76,61 @@ def main() -> None:
     spaces = {"nnU-Net": root / "nnunet", "AutoSeg": root / "autoseg"}
     for space in spaces.values():
         _set_batch_size(space / "nnUNet_preprocessed" / DATASET / "nnUNetPlans.json")
-    runs = root / "precision_runs"
+    results = _nnunet_rows(args, spaces["nnU-Net"], root / "precision_runs")
+    results += _autoseg_rows(args, spaces["AutoSeg"], root / "precision_runs")
+    _print_tables(args, results)
+
+
+def _nnunet_rows(args: argparse.Namespace, space: Path, runs: Path) -> list[dict]:
+    job = {"dataset": "4", "device": "cpu", "epochs": args.epochs, "iterations": args.iterations,
+           "val_iterations": args.val_iterations}
+    model = space / "nnUNet_results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    rows = []
+    for run in range(1, args.nnunet_runs + 1):
+        keep = runs / ("nnunet" if run == 1 else f"nnunet_run{run}")
+        rows.append(_run_row(f"nnU-Net fp32 run {run}", [sys.executable, "-c", NNUNET_TRAIN, json.dumps(job)],
+                             workspace_env(space), model, keep, args.iterations))
+        rows[-1]["row"] = f"nnU-Net fp32 run {run}"  # the first run was cached under an older label
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def _autoseg_rows(args: argparse.Namespace, space: Path, runs: Path) -> list[dict]:
     budget = ["--epochs", str(args.epochs), "--iterations_per_epoch", str(args.iterations), "--val_iterations",
               str(args.val_iterations)]
-    results = []
-    if not args.no_nnunet:
-        job = {"dataset": "4", "device": "cpu", "epochs": args.epochs, "iterations": args.iterations,
-               "val_iterations": args.val_iterations}
-        model = spaces["nnU-Net"] / "nnUNet_results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
-        results.append(_run_row("nnU-Net fp32", [sys.executable, "-c", NNUNET_TRAIN, json.dumps(job)],
-                                workspace_env(spaces["nnU-Net"]), model, runs / "nnunet", args.iterations))
-        print(json.dumps(results[-1]), flush=True)
+    model = space / "nnUNet_results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    rows = []
     for scheme in args.schemes:
         for seed in args.seeds:
-            model = spaces["AutoSeg"] / "nnUNet_results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
             command = [str(BIN / "autoseg"), "train", "4", "3d_fullres", "0", *budget, "-device", "cpu", "--no_pbar",
                        "--seed", str(seed), "-precision", scheme]
-            results.append(_run_row(f"AutoSeg {scheme} seed {seed}", command, workspace_env(spaces["AutoSeg"]), model,
-                                    runs / f"autoseg_{scheme}_seed{seed}", args.iterations))
-            print(json.dumps(results[-1]), flush=True)
+            rows.append(_run_row(f"AutoSeg {scheme} seed {seed}", command, workspace_env(space), model,
+                                 runs / f"autoseg_{scheme}_seed{seed}", args.iterations))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
 
+
+def _print_tables(args: argparse.Namespace, results: list[dict]) -> None:
     print(f"\nHippocampus 3d_fullres fold 0, batch {BATCH_SIZE}, {args.epochs} x {args.iterations} iterations "
           f"(+{args.val_iterations} validation batches per epoch), {os.cpu_count()} CPU(s)")
     print(f"{'row':<32} {'val Dice':>9} {'it/s':>7} {'wall [s]':>9}")
     for row in results:
         print(f"{row['row']:<32} {row['dice']:9.4f} {row['iterations_per_s']:7.3f} {row['wall_s']:9.0f}")
-    nnunet = next((r for r in results if r["row"].startswith("nnU-Net")), None)
-    print(f"\n{'scheme':<16} {'Dice mean':>9} {'spread':>7} {'wall mean':>9}" + ("  vs nnU-Net: dDice, wall ratio"
-                                                                                if nnunet else ""))
-    for scheme in args.schemes:
-        rows = [r for r in results if r["row"].startswith(f"AutoSeg {scheme} ")]
+    groups = {"nnU-Net": [r for r in results if r["row"].startswith("nnU-Net")]}
+    groups |= {scheme: [r for r in results if r["row"].startswith(f"AutoSeg {scheme} ")] for scheme in args.schemes}
+    reference = groups["nnU-Net"]
+    print(f"\n{'tool / scheme':<16} {'Dice mean':>9} {'spread':>7} {'wall mean':>9}"
+          + ("  vs nnU-Net: dDice, wall ratio" if reference else ""))
+    for name, rows in groups.items():
+        if not rows:
+            continue
         dices, walls = [r["dice"] for r in rows], [r["wall_s"] for r in rows]
-        line = (f"{scheme:<16} {statistics.mean(dices):9.4f} {max(dices) - min(dices):7.4f} "
+        line = (f"{name:<16} {statistics.mean(dices):9.4f} {max(dices) - min(dices):7.4f} "
                 f"{statistics.mean(walls):9.0f}")
-        if nnunet:
-            line += f"  {statistics.mean(dices) - nnunet['dice']:+.4f}, {statistics.mean(walls) / nnunet['wall_s']:.2f}"
+        if reference and name != "nnU-Net":
+            ref_dice = statistics.mean(r["dice"] for r in reference)
+            ref_wall = statistics.mean(r["wall_s"] for r in reference)
+            line += f"  {statistics.mean(dices) - ref_dice:+.4f}, {statistics.mean(walls) / ref_wall:.2f}"
         print(line)
 
 
