@@ -1,8 +1,8 @@
 """Training precision schemes: which parts run in which format (issue 14).
 
 ``bf16-backward`` must compute the whole forward pass (convolutions, normalisation, activations, loss) in
-float32, exactly as ``fp32`` does, and only the convolutions' input/weight gradients in bfloat16; the CPU
-default is float32; CUDA keeps nnU-Net's float16 AMP.
+float32, exactly as ``fp32`` does, and only the convolutions' input/weight gradients in bfloat16; it is the
+CPU default where the CPU has native bfloat16 (float32 elsewhere); CUDA keeps nnU-Net's float16 AMP.
 """
 
 from __future__ import annotations
