@@ -24,7 +24,8 @@ def _pytest_without_data(tmp_path: Path, *args: str) -> subprocess.CompletedProc
 @pytest.mark.parametrize("selection", [
     ["-k", "nothing"],  # `make test`: both trees
     ["tests/test_paths.py"],  # the component tests alone (AutoSegCore/tests/conftest.py)
-    ["../Testing/slicer_modules/test_slicer_terminology.py"],  # the whole-command tests alone, found without pyproject.toml
+    # the whole-command tests alone, found without pyproject.toml
+    ["../Testing/slicer_modules/test_slicer_terminology.py"],
 ], ids=["both-trees", "component-tests", "whole-command-tests"])
 def test_missing_data_stops_the_run_with_one_message(tmp_path: Path, selection: list[str]) -> None:
     result = _pytest_without_data(tmp_path, *selection)

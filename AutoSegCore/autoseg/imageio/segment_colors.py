@@ -5,8 +5,9 @@
 colour 3D Slicer recommends for them. Each entry names the terminology list (context) it is taken from, and
 its codes, meanings and (where the list recommends one) colour are exactly that list's: Slicer's own lists
 (``SegmentationCategoryTypeModifier-SlicerGeneralAnatomy`` and the DICOM master list) and, for the few
-structures Slicer's lists lack, the TotalSegmentator extension's list. ``Testing/slicer_modules/test_slicer_terminology.py``
-checks every entry against those files. Structures not in any of them are deliberately absent.
+structures Slicer's lists lack, the TotalSegmentator extension's list.
+``Testing/slicer_modules/test_slicer_terminology.py`` checks every entry against those files. Structures not in
+any of them are deliberately absent.
 
 :func:`segment_colors` gives every foreground label of a ``dataset.json`` a colour: the terminology
 colour where the name matches, otherwise a fixed palette colour, never the same colour twice.
