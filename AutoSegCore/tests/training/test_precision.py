@@ -107,3 +107,9 @@ def test_unknown_or_unsupported_precision_is_refused():
     network = nn.Sequential(nn.Conv3d(1, 2, 3, padding="same"))
     with pytest.raises(AutoSegError, match="explicit padding"):
         choose_precision(torch.device("cpu"), "bf16-backward").prepare(network)
+
+
+def test_the_train_command_offers_exactly_these_schemes():
+    from autoseg.cli import train as train_cli  # keeps its own copy so that `autoseg -h` does not import torch
+
+    assert train_cli.PRECISIONS == PRECISIONS
