@@ -24,6 +24,7 @@ from autoseg.paths import Workspace
 from autoseg.planning.planner import merge_with_existing, plan_experiment
 from autoseg.planning.presets import planner_settings
 from autoseg.plans.model import Plans
+from autoseg.preprocessing.incremental import dataset_digests
 from autoseg.preprocessing.preprocessor import copy_ground_truth, preprocess_dataset
 from autoseg.typing import ProgressCallback
 from autoseg.utils.files import atomic_path
@@ -120,6 +121,8 @@ def preprocess_dataset_configurations(
             f"-np got {len(workers)} values for {len(configurations)} configurations; give one value, "
             f"or one per configuration."
         )
+    dataset_json = DatasetJson.load(raw / "dataset.json")
+    digests = dataset_digests(training_cases(raw, dataset_json))  # once for every configuration
     outputs = []
     for configuration, n in zip(configurations, workers):
         if configuration not in plans.configurations:
@@ -128,9 +131,9 @@ def preprocess_dataset_configurations(
         logger.info("Preprocessing %s %s", name, configuration)
         progress_cm = progress_factory(f"Preprocessing {configuration}") if progress_factory else None
         if progress_cm is None:
-            outputs.append(preprocess_dataset(raw, preprocessed, plans, configuration, n))
+            outputs.append(preprocess_dataset(raw, preprocessed, plans, configuration, n, digests=digests))
         else:
             with progress_cm as progress:
-                outputs.append(preprocess_dataset(raw, preprocessed, plans, configuration, n, progress))
-    copy_ground_truth(raw, preprocessed)
+                outputs.append(preprocess_dataset(raw, preprocessed, plans, configuration, n, progress, digests))
+    copy_ground_truth(raw, preprocessed, digests)
     return outputs

@@ -61,7 +61,7 @@ def test_kill_then_rerun_completes_and_raw_is_untouched(tmp_path):
     second = _run(ws)
     log, _ = second.communicate(timeout=300)
     assert second.returncode == 0, log
-    assert "resuming" in log
+    assert f"{len(finished_before)} case(s) up to date, {10 - len(finished_before)} new, 0 changed" in log
     assert len(storage.list_cases(output)) == 10
     for identifier, mtime in mtimes.items():  # finished cases were kept, not recomputed
         assert storage.case_files(output, identifier)[0].stat().st_mtime_ns == mtime

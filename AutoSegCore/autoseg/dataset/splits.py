@@ -45,8 +45,41 @@ def load_splits(path: Path) -> list[Split]:
     return splits
 
 
+def add_new_cases(splits: Sequence[Split], identifiers: Sequence[str]) -> tuple[list[Split], dict[str, int]]:
+    """``splits`` with every identifier they do not name yet added, and {new case: its validation fold}.
+
+    Existing cases keep their folds. New cases, in sorted order, each go to the validation set of the fold
+    with the fewest validation cases (the lowest fold on a tie) and to the training set of every other fold:
+    deterministic, balanced, and the same whichever order the cases were added in one round.
+    """
+    extended = [{"train": list(s["train"]), "val": list(s["val"])} for s in splits]
+    known = {case for s in extended for case in (*s["train"], *s["val"])}
+    added: dict[str, int] = {}
+    if not extended:
+        return extended, added
+    for case in sorted(set(identifiers) - known):
+        fold = min(range(len(extended)), key=lambda f: (len(extended[f]["val"]), f))
+        for index, split in enumerate(extended):
+            split["val" if index == fold else "train"].append(case)
+        added[case] = fold
+    return extended, added
+
+
+def extends(original: Sequence[Split], extended: Sequence[Split]) -> bool:
+    """True when ``extended`` is ``original`` with only cases that ``original`` never names added."""
+    if len(original) != len(extended):
+        return False
+    known = {case for s in original for case in (*s["train"], *s["val"])}
+    for a, b in zip(original, extended):
+        for part in ("train", "val"):
+            if not set(a[part]) <= set(b[part]) or (set(b[part]) - set(a[part])) & known:
+                return False
+    return True
+
+
 def copy_or_check_splits(source: Path, target: Path) -> None:
-    """Copy a user's ``splits_final.json`` from nnUNet_raw, or check it matches the existing copy."""
+    """Copy a user's ``splits_final.json`` from nnUNet_raw, or check the existing copy is it (or it with the
+    cases added since, see :func:`add_new_cases`)."""
     source_splits = load_splits(source)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,14 +87,14 @@ def copy_or_check_splits(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
         return
     target_splits = load_splits(target)
-    for fold, (a, b) in enumerate(zip(source_splits, target_splits)):
-        if set(a["train"]) != set(b["train"]) or set(a["val"]) != set(b["val"]):
-            raise DatasetError(
-                f"{source} and {target} disagree on fold {fold}. Delete {target} to use the splits from "
-                f"nnUNet_raw, or make them identical."
-            )
     if len(source_splits) != len(target_splits):
         raise DatasetError(f"{source} has {len(source_splits)} folds but {target} has {len(target_splits)}.")
+    if not extends(source_splits, target_splits):
+        fold = next((f for f, (a, b) in enumerate(zip(source_splits, target_splits)) if not extends([a], [b])), 0)
+        raise DatasetError(
+            f"{source} and {target} disagree on fold {fold}. Delete {target} to use the splits from "
+            f"nnUNet_raw, or make them identical."
+        )
 
 
 def create_splits_file(path: Path, identifiers: Sequence[str], n_splits: int = 5) -> list[Split]:

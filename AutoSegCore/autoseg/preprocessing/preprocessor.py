@@ -1,8 +1,9 @@
 """Preprocess cases with a plan: transpose -> crop to nonzero -> normalize -> resample (+ class locations).
 
 ``preprocess_case`` is the pure per-case pipeline shared by training preprocessing and inference;
-``preprocess_dataset`` runs it over a raw dataset in parallel, resumably: finished cases are kept when
-a run is interrupted and skipped when it is started again.
+``preprocess_dataset`` runs it over a raw dataset in parallel, incrementally: only new and changed cases
+(by content) are preprocessed, so an interrupted run resumes and an enlarged dataset costs only its new
+cases.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from autoseg.plans.model import ConfigurationPlan, Plans
 from autoseg.preprocessing import storage
 from autoseg.preprocessing.class_locations import classes_to_sample, sample_class_locations
 from autoseg.preprocessing.cropping import crop_to_nonzero
+from autoseg.preprocessing.incremental import (
+    DIGEST_KEY,
+    case_digests,
+    check_channel_counts,
+    check_label_values,
+    dataset_digests,
+    file_sha256,
+    take_inventory,
+)
 from autoseg.preprocessing.memory import case_peak_bytes
 from autoseg.preprocessing.normalization import normalize
 from autoseg.preprocessing.resampling import ResamplingSettings, compute_new_shape, resample_to_shape
@@ -111,21 +121,19 @@ def class_locations_from_json(raw: dict[str, list]) -> dict[int | tuple[int, ...
     }
 
 
-def _source_signature(case: TrainingCase) -> list[list]:
-    """Name, size and modification time of the raw files (to detect changed inputs on resume)."""
-    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in (*case.images, case.label)]
-
-
 def preprocess_case_to_disk(
-    case: TrainingCase, output_folder: Path, plans: Plans, configuration: ConfigurationPlan, dataset_json: DatasetJson
+    case: TrainingCase, output_folder: Path, plans: Plans, configuration: ConfigurationPlan, dataset_json: DatasetJson,
+    digests: dict[str, str] | None = None,
 ) -> str:
-    """Read, preprocess and save one training case (runs in a worker process)."""
+    """Read, check, preprocess and save one training case (runs in a worker process); ``digests`` are its raw
+    files' SHA-256 (computed here when not given)."""
     reader = reader_writer_class_by_name(plans.image_reader_writer)()
     data, properties = reader.read_images(case.images)
     seg, _ = reader.read_seg(case.label)
+    check_label_values(seg, case, dataset_json)
     data, seg, properties = preprocess_case(data, seg, properties, plans, configuration, dataset_json)
     properties["class_locations"] = class_locations_to_json(properties["class_locations"])
-    properties["source_files"] = _source_signature(case)
+    properties[DIGEST_KEY] = digests if digests is not None else case_digests(case)
     storage.save_case(output_folder, case.identifier, data.astype(np.float32, copy=False), seg, properties)
     return case.identifier
 
@@ -150,16 +158,6 @@ def _settings_signature(configuration: ConfigurationPlan, plans: Plans, dataset_
     return {"format": "autoseg-npy-1", "sha256": digest}
 
 
-def _is_up_to_date(output_folder: Path, case: TrainingCase) -> bool:
-    if not storage.is_complete(output_folder, case.identifier):
-        return False
-    try:
-        stored = load_json(storage.case_files(output_folder, case.identifier)[2]).get("source_files")
-        return stored == json.loads(json.dumps(_source_signature(case)))
-    except (OSError, ValueError):
-        return False
-
-
 def _prepare_output_folder(output_folder: Path, signature: dict[str, Any]) -> None:
     """Keep finished cases of an interrupted run with the same settings; start afresh otherwise."""
     settings_file = output_folder / SETTINGS_FILE
@@ -179,28 +177,33 @@ def preprocess_dataset(
     configuration_name: str,
     num_processes: int | None = None,
     progress: ProgressCallback | None = None,
+    digests: dict[str, dict[str, str]] | None = None,
 ) -> Path:
-    """Preprocess every training case of ``raw_folder`` for one configuration; returns the output folder."""
+    """Preprocess the new and changed training cases of ``raw_folder`` for one configuration (see
+    :mod:`autoseg.preprocessing.incremental`); returns the output folder. The plans are only read: an
+    enlarged dataset keeps the normalisation and spacing its models were trained with. ``digests`` (the
+    raw files' SHA-256 per case) are computed when not given."""
     configuration = plans.configuration(configuration_name)
     dataset_json = DatasetJson.load(raw_folder / "dataset.json")
     cases = training_cases(raw_folder, dataset_json)
     output_folder = preprocessed_folder / configuration.data_identifier
     _prepare_output_folder(output_folder, _settings_signature(configuration, plans, dataset_json))
-    todo = [c for c in cases.values() if not _is_up_to_date(output_folder, c)]
-    done = len(cases) - len(todo)
-    if done:
-        logger.info("%d of %d case(s) already preprocessed in %s; resuming.", done, len(cases), output_folder)
-    stale = set(storage.list_cases(output_folder)) - set(cases)
-    for identifier in stale:  # cases removed from the raw dataset
+    digests = digests if digests is not None else dataset_digests(cases)
+    inventory = take_inventory(output_folder, cases, digests)
+    logger.info("%s %s: %s.", preprocessed_folder.name, configuration_name, inventory.summary())
+    for identifier in inventory.removed:  # cases removed from the raw dataset
         for path in storage.case_files(output_folder, identifier):
             path.unlink(missing_ok=True)
+    todo = [cases[i] for i in inventory.todo]
+    check_channel_counts({c.identifier: c for c in todo}, dataset_json, raw_folder)
+    done = len(cases) - len(todo)
     if todo:
         target = (
             [configuration.spacing[plans.transpose_backward[i]] for i in range(3)] if not configuration.is_2d else None
         )
         peak = max(case_peak_bytes(c.images, c.label, target) for c in todo)
         workers = choose_num_workers(num_processes, peak, len(todo))
-        arguments = [(c, output_folder, plans, configuration, dataset_json) for c in todo]
+        arguments = [(c, output_folder, plans, configuration, dataset_json, digests[c.identifier]) for c in todo]
         offset_progress = (lambda n, total: progress(done + n, len(cases))) if progress else None
         if progress:
             progress(done, len(cases))
@@ -208,19 +211,18 @@ def preprocess_dataset(
     return output_folder
 
 
-def copy_ground_truth(raw_folder: Path, preprocessed_folder: Path) -> None:
-    """Copy the raw label files to ``gt_segmentations/`` (skipping unchanged ones), atomically."""
+def copy_ground_truth(raw_folder: Path, preprocessed_folder: Path,
+                      digests: dict[str, dict[str, str]] | None = None) -> None:
+    """Copy the raw label files to ``gt_segmentations/`` (skipping identical ones, compared by content),
+    atomically."""
     dataset_json = DatasetJson.load(raw_folder / "dataset.json")
     target_folder = preprocessed_folder / "gt_segmentations"
     target_folder.mkdir(parents=True, exist_ok=True)
     for identifier, case in training_cases(raw_folder, dataset_json).items():
         target = target_folder / f"{identifier}{dataset_json.file_ending}"
-        source_stat = case.label.stat()
-        if (
-            target.is_file()
-            and target.stat().st_size == source_stat.st_size
-            and target.stat().st_mtime_ns >= source_stat.st_mtime_ns
-        ):
-            continue
+        if target.is_file() and target.stat().st_size == case.label.stat().st_size:
+            source_digest = digests[identifier][case.label.name] if digests else file_sha256(case.label)
+            if file_sha256(target) == source_digest:
+                continue
         with atomic_path(target) as tmp:
             shutil.copy2(case.label, tmp)

@@ -2,8 +2,11 @@
 
 ``splits_final.json`` in the preprocessed dataset folder decides; it is created with nnU-Net's 5-fold
 KFold (seed 12345, sorted identifiers) when missing, and a user's own file is used as it is (any number
-of folds). Fold ``all`` trains and validates on every case. A fold number beyond the splits file gets a
-random 80:20 split seeded with ``12345 + fold``, exactly as nnU-Net does.
+of folds). Cases preprocessed after the splits were made (added to the dataset since) are added to them
+by :func:`~autoseg.dataset.splits.add_new_cases`: existing cases keep their folds, so validation numbers
+stay comparable across annotation rounds, and every case is used. Fold ``all`` trains and validates on
+every case. A fold number beyond the splits file gets a random 80:20 split seeded with ``12345 + fold``,
+exactly as nnU-Net does.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autoseg.dataset.splits import SPLIT_SEED, create_splits_file
+from autoseg.dataset.splits import SPLIT_SEED, add_new_cases, create_splits_file
 from autoseg.errors import DatasetError
 from autoseg.typing import Fold
+from autoseg.utils.files import save_json
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,11 @@ def fold_cases(preprocessed_dataset: Path, identifiers: Sequence[str], fold: Fol
         return ids, ids
     splits_file = Path(preprocessed_dataset) / SPLITS_FILE
     splits = create_splits_file(splits_file, ids)
+    splits, added = add_new_cases(splits, ids)
+    if added:
+        save_json(splits, splits_file)
+        logger.info("%s: %d new case(s) added (existing cases keep their folds): %s.", splits_file, len(added),
+                    ", ".join(f"{case} -> fold {fold}" for case, fold in added.items()))
     if not isinstance(fold, int):
         raise TypeError(f"fold must be an int or 'all', got {fold!r}")
     if fold < len(splits):
