@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ".nii, .mha, ...). Segments are matched to labels by name across cases (ignoring case and spaces); "
         "each case's label image is written on the grid of its channel-0 volume (imagesTr/CASE_XXXX, "
         "labelsTr/CASE) and dataset.json is written, or extended when the dataset exists (its label values, "
-        "channel names and file ending are kept). Existing cases are never replaced without --overwrite.",
+        "channel names and file ending are kept). Existing cases are never replaced without --overwrite. "
+        "Partially annotated cases (CASE.annotated_slices.json next to CASE.seg.nrrd, or -annotated_slices) "
+        "get nnU-Net's 'ignore' label outside their annotated slices.",
     )
     add_flag(
         parser,
@@ -69,8 +71,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="volume name suffixes per channel instead of _0000, _0001, ... (e.g. _T2 _ADC finds "
         "CASE_T2.nrrd and CASE_ADC.nrrd)",
     )
+    _add_partial_option(parser)
     _add_writing_options(parser)
     parser.set_defaults(func=run)
+
+
+def _add_partial_option(parser: argparse.ArgumentParser) -> None:
+    """Partially annotated cases: which slices are annotated (the rest gets the ignore label)."""
+    add_flag(
+        parser,
+        "-annotated_slices",
+        default=None,
+        metavar="AXIS:SLICES",
+        help="export the cases as partially annotated: only these slices of the channel-0 volume are "
+        "annotated, every other voxel gets the dataset's 'ignore' label (added to dataset.json when missing). "
+        "AXIS is I, J or K (Slicer's voxel axes; K is the usual slice axis); SLICES e.g. 10-20,35 or 'auto' "
+        "(the slices holding any segment). A CASE.annotated_slices.json file next to CASE.seg.nrrd "
+        '({"axis": "K", "slices": [3, "10-20"]}) wins over this flag for its case.',
+    )
 
 
 def _add_writing_options(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
     workspace = workspace_from_environment()
     cases = find_cases(args.inputs, args.channel_suffixes)
     plan = plan_export(
-        cases, workspace.raw, args.dataset, args.name, args.channel_names, args.file_ending, args.overlap
+        cases,
+        workspace.raw,
+        args.dataset,
+        args.name,
+        args.channel_names,
+        args.file_ending,
+        args.overlap,
+        annotated_slices=args.annotated_slices,
     )
     print(plan.format())
     if plan.problems:

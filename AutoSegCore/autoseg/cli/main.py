@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "export_segmentations",
     "train",
     "predict",
+    "rank_cases",
     "evaluate",
     "postprocessing",
     "ensemble",

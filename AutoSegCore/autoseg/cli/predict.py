@@ -37,6 +37,9 @@ def _add_input_output_flags(parser: argparse.ArgumentParser) -> None:
              help="folds to ensemble, e.g. 0 1 2 3 4 or all (default: every fold that has the checkpoint)")
     add_flag(parser, "-chk", default="checkpoint_final.pth", dest="checkpoint", metavar="NAME",
              help="checkpoint file in each fold folder (default checkpoint_final.pth)")
+    add_flag(parser, "-model_version", type=int, default=None, metavar="N",
+             help="predict with version N of a model updated with --update (default: the newest; the same as "
+                  "-chk versions/vN/checkpoint_final.pth)")
     add_flag(parser, "-prev_stage_predictions", default=None, metavar="FOLDER",
              help="3d_cascade_fullres only: folder with the 3d_lowres predictions of the same cases")
     parser.add_argument("--save_probabilities", action="store_true",
@@ -166,7 +169,12 @@ def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None)
     from autoseg.inference.predictor import PredictionSettings, Predictor
     from autoseg.utils.devices import resolve_device
 
-    model = open_model_folder(_model_path(args), args.folds, args.checkpoint)
+    checkpoint = args.checkpoint
+    if args.model_version is not None:
+        from autoseg.inference.model_versions import checkpoint_name_for_version
+
+        checkpoint = checkpoint_name_for_version(Path(_model_path(args)), args.model_version)
+    model = open_model_folder(_model_path(args), args.folds, checkpoint)
     settings = PredictionSettings(step_size=args.step_size, use_mirroring=not args.disable_tta,
                                   device=str(resolve_device(args.device)), num_threads=args.num_threads,
                                   perform_everything_on_device=not args.not_on_device,

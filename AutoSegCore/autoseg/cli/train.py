@@ -3,7 +3,8 @@
 nnU-Net's flags (``-tr``, ``-p``, ``-pretrained_weights``, ``-num_gpus``, ``--npz``, ``--c``, ``--val``,
 ``--val_best``, ``--disable_checkpointing``, ``-device``) plus plain training options (``--epochs``,
 ``--iterations_per_epoch``, ``--val_iterations``, ``--seed``) instead of trainer subclasses; nnU-Net
-trainer names such as ``nnUNetTrainer_100epochs`` are read as those options.
+trainer names such as ``nnUNetTrainer_100epochs`` are read as those options. AutoSeg's own: ``--update``
+(fine-tune a trained fold with new cases, keeping numbered versions) and ``--time_budget``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--val_iterations", type=int, default=None, metavar="N",
              help="validation iterations per epoch (default 50)")
     add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
+    add_flag(parser, "--time_budget", default=None, metavar="DURATION",
+             help="end training and final validation within this wall time, e.g. 45m, 1h30m, 600s: the number of "
+                  "epochs is sized from the measured epoch time, with a complete learning-rate schedule (overrides "
+                  "--epochs). `touch fold_K/finish_now` ends a running training after its current epoch, validated")
+    parser.add_argument("--update", action="store_true",
+                        help="update the fold's trained model with the cases added since (fine-tuning from its "
+                             "checkpoint_final.pth: a quarter of its epochs unless --epochs, from --update_lr); the "
+                             "previous model is kept as fold_K/versions/vN (predict it with -model_version N)")
+    add_flag(parser, "--update_lr", type=float, default=None, metavar="LR",
+             help="initial learning rate of an --update (default 0.003)")
 
 
 def _add_hardware_flags(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +100,22 @@ def _settings(args: argparse.Namespace):
 
     return settings_for_trainer(args.trainer).with_options(args.epochs, args.iterations_per_epoch,
                                                             args.val_iterations, args.seed)
+
+
+def _update_and_budget(args: argparse.Namespace) -> dict:
+    """The TrainingJob fields of --update, --update_lr and --time_budget."""
+    from autoseg.errors import AutoSegError
+    from autoseg.training.time_budget import parse_duration
+
+    if args.update_lr is not None and not args.update:
+        raise AutoSegError("--update_lr only applies with --update.")
+    if args.update_lr is not None and not args.update_lr > 0:
+        raise AutoSegError(f"--update_lr must be positive, got {args.update_lr}.")
+    budget = parse_duration(args.time_budget) if args.time_budget else None
+    if budget is not None and args.epochs is not None:
+        logger.warning("--time_budget sizes the epochs; --epochs %d is ignored.", args.epochs)
+    return {"update": args.update, "update_epochs": args.epochs if args.update else None,
+            "update_lr": args.update_lr, "time_budget_s": budget}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             save_probabilities=args.npz,
             disable_checkpointing=args.disable_checkpointing,
             progress_bar=not args.no_pbar,
+            **_update_and_budget(args),
         )
         summary: EvaluationSummary | None
         if args.num_gpus > 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +195,18 @@ class Predictor:
     @torch.inference_mode()
     def predict_logits(self, data: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
         """Preprocessed (c, ...) input -> logits averaged over the folds, on the CPU (aggregation dtype)."""
+        summed: torch.Tensor | None = None
+        for logits in self.iter_fold_logits(data, progress):
+            summed = logits if summed is None else summed.add_(logits)
+        assert summed is not None
+        if len(self._fold_states) > 1:
+            summed /= len(self._fold_states)
+        return summed
+
+    @torch.inference_mode()
+    def iter_fold_logits(self, data: torch.Tensor, progress: ProgressCallback | None = None) -> Iterator[torch.Tensor]:
+        """Preprocessed (c, ...) input -> each fold's logits in turn (fold order of the model), on the CPU
+        (aggregation dtype); ``progress`` counts the windows of all folds. For per-fold uncertainty."""
         total = self._num_windows(tuple(data.shape[1:])) * len(self._fold_states)
         done = 0
 
@@ -204,18 +216,12 @@ class Predictor:
             if progress:
                 progress(done, total)
 
-        summed: torch.Tensor | None = None
         for index, state in enumerate(self._fold_states):
             if index or len(self._fold_states) > 1:
                 self.network.load_state_dict(state)
             with self._autocast():
                 logits = self._predict_on_best_device(data, tick, self._graphs.forward_for(index))
-            logits = logits.to("cpu")
-            summed = logits if summed is None else summed.add_(logits)
-        assert summed is not None
-        if len(self._fold_states) > 1:
-            summed /= len(self._fold_states)
-        return summed
+            yield logits.to("cpu")
 
     def _predict_on_best_device(self, data: torch.Tensor, tick: Callable[[], None],
                                 forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:

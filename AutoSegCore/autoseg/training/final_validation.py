@@ -49,12 +49,14 @@ def validate_fold(
     progress: CaseProgressCallback | None = None,
     continue_: bool = False,
     ranks: Ranks = Ranks(),
+    output_name: str = "validation",
 ) -> EvaluationSummary | None:
-    """Predict and evaluate the fold's validation cases; returns the summary (also in ``summary.json``).
+    """Predict and evaluate the fold's validation cases into ``fold_K/<output_name>``; returns the summary (also
+    in ``summary.json``).
 
     Under DDP every rank predicts its share of the cases and rank 0 evaluates (other ranks return None).
     """
-    output = job.fold_folder / "validation"
+    output = job.fold_folder / output_name
     output.mkdir(parents=True, exist_ok=True)
     identifiers = storage.list_cases(job.data_folder)
     _, val_ids = fold_cases(job.preprocessed_dataset, identifiers, job.fold)

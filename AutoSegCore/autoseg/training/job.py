@@ -49,6 +49,13 @@ class TrainingJob:
     progress_bar: bool = True
     #: Cascade stages: the previous stage's predictions (default: its model folder's predicted_next_stage).
     previous_stage_folder: Path | None = None
+    #: Fine-tune the fold's current model with the enlarged dataset (``--update``), keeping it as a version;
+    #: ``update_epochs``/``update_lr`` override the fine-tuning schedule (autoseg.training.update).
+    update: bool = False
+    update_epochs: int | None = None
+    update_lr: float | None = None
+    #: End training + final validation this many seconds after the start (``--time_budget``).
+    time_budget_s: float | None = None
 
     @property
     def configuration(self) -> ConfigurationPlan:

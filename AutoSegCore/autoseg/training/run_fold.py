@@ -1,6 +1,7 @@
 """Train one fold and validate it: what ``autoseg train DATASET CONFIG FOLD`` does for each fold.
 
-``train_fold`` runs (or continues) the training and then the final validation; with ``validate_only``
+``train_fold`` runs (or continues, or updates: ``job.update``, see :mod:`autoseg.training.update`; to a time
+budget: ``job.time_budget_s``) the training and then the final validation; with ``validate_only``
 (``--val``) it validates a finished training again, from ``checkpoint_final.pth`` or, with ``use_best``
 (``--val_best``), from ``checkpoint_best.pth``. ``train_fold_distributed`` runs it in one process per GPU
 (``-num_gpus``).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import replace
 
 import torch
@@ -18,21 +20,62 @@ import torch.distributed as dist
 
 from autoseg.errors import AutoSegError
 from autoseg.evaluation.summary import EvaluationSummary, load_summary
+from autoseg.inference.model_versions import archive_current_version, set_current_version, version_folder
 from autoseg.network.checkpoint import clean_state_dict, load_checkpoint
+from autoseg.preprocessing.storage import list_cases
 from autoseg.training.distributed import Ranks, check_distributed_request
 from autoseg.training.final_validation import validate_fold
+from autoseg.training.fold_split import fold_cases
 from autoseg.training.job import TrainingJob, prepare_model_folder
 from autoseg.training.run_log import RunLog
+from autoseg.training.time_budget import TimeBudget, validation_windows
 from autoseg.training.trainer import CHECKPOINT_BEST, CHECKPOINT_FINAL, Trainer
+from autoseg.training.update import UpdatePlan, check_update_compatible, plan_update, update_settings
 from autoseg.utils.progress_stream import STREAM_NAME, ProgressStream
 
 logger = logging.getLogger(__name__)
+#: the fold-folder subfolder with the previous version's validation on the updated split
+BEFORE_UPDATE = "validation_before_update"
 
 
 def train_fold(job: TrainingJob, resume: bool = False, validate_only: bool = False,
                use_best: bool = False, ranks: Ranks = Ranks()) -> EvaluationSummary | None:
-    """Train (or continue, or only re-validate) ``job`` and return the validation summary (None on DDP ranks
-    other than 0)."""
+    """Train (or continue, update, or only re-validate) ``job`` and return the validation summary (None on DDP
+    ranks other than 0)."""
+    start = time.time()
+    _check_request(job, resume, validate_only, use_best)
+    log = RunLog(job.fold_folder, enabled=ranks.is_main)
+    update: UpdatePlan | None = None
+    if validate_only:
+        weights, mirror_axes = _finished_weights(job, use_best, ranks)
+    else:
+        if job.update:
+            update = _start_update(job, log, ranks)
+            job = replace(job, settings=update_settings(job.settings, update.base_epochs, job.update_epochs,
+                                                        job.update_lr))
+        trainer = Trainer(job, log, ranks)
+        if update is not None:
+            trainer.update_marker = update.marker()
+            trainer.initial_checkpoint = None if update.resume else update.base_checkpoint
+            resume = update.resume
+        if job.time_budget_s is not None:
+            trainer.budget = _time_budget(job, trainer, start)
+        trainer.run(resume=resume)
+        mirror_axes = trainer.augmentation.mirror_axes
+        if use_best:
+            weights = clean_state_dict(load_checkpoint(job.fold_folder / CHECKPOINT_BEST)["network_weights"])
+        else:
+            weights = {k: v.detach().to("cpu") for k, v in trainer.network.state_dict().items()}
+        del trainer
+    summary = _validate(job, weights, mirror_axes, log, use_best, ranks)
+    if update is not None and summary is not None:
+        _finish_update(job, update, summary, log)
+    if job.time_budget_s is not None:
+        log(f"Time budget {job.time_budget_s:.0f} s: training and validation took {time.time() - start:.0f} s.")
+    return summary
+
+
+def _check_request(job: TrainingJob, resume: bool, validate_only: bool, use_best: bool) -> None:
     if use_best and job.disable_checkpointing:
         raise AutoSegError("--val_best needs checkpoint_best.pth, which --disable_checkpointing never writes.")
     if validate_only and resume:
@@ -41,31 +84,67 @@ def train_fold(job: TrainingJob, resume: bool = False, validate_only: bool = Fal
         raise AutoSegError(
             "-pretrained_weights and --c cannot be combined: a continued training keeps its own weights."
         )
-    log = RunLog(job.fold_folder, enabled=ranks.is_main)
-    if validate_only:
-        name = CHECKPOINT_BEST if use_best else CHECKPOINT_FINAL
-        path = job.fold_folder / name
-        if not path.is_file():
-            raise AutoSegError(
-                f"--val needs a finished training, but {path} does not exist. Train the fold first"
-                f"{' (or continue it with --c)' if (job.fold_folder / 'checkpoint_latest.pth').is_file() else ''}."
-            )
-        if ranks.is_main:
-            prepare_model_folder(job)
-        checkpoint = load_checkpoint(path)
-        weights = clean_state_dict(checkpoint["network_weights"])
-        axes = checkpoint.get("inference_allowed_mirroring_axes")
-        mirror_axes = tuple(int(a) for a in axes) if axes is not None else None
-    else:
-        trainer = Trainer(job, log, ranks)
-        trainer.run(resume=resume)
-        mirror_axes = trainer.augmentation.mirror_axes
-        if use_best:
-            weights = clean_state_dict(load_checkpoint(job.fold_folder / CHECKPOINT_BEST)["network_weights"])
-        else:
-            weights = {k: v.detach().to("cpu") for k, v in trainer.network.state_dict().items()}
-        del trainer
-    return _validate(job, weights, mirror_axes, log, use_best, ranks)
+    if job.update and (resume or validate_only or job.pretrained_weights is not None):
+        raise AutoSegError(
+            "--update cannot be combined with --c, --val or -pretrained_weights: it starts from the fold's current "
+            "checkpoint_final.pth, and continues an interrupted update by itself."
+        )
+
+
+def _finished_weights(job: TrainingJob, use_best: bool, ranks: Ranks
+                      ) -> tuple[dict[str, torch.Tensor], tuple[int, ...] | None]:
+    """The weights and mirror axes of a finished training (``--val``)."""
+    name = CHECKPOINT_BEST if use_best else CHECKPOINT_FINAL
+    path = job.fold_folder / name
+    if not path.is_file():
+        raise AutoSegError(
+            f"--val needs a finished training, but {path} does not exist. Train the fold first"
+            f"{' (or continue it with --c)' if (job.fold_folder / 'checkpoint_latest.pth').is_file() else ''}."
+        )
+    if ranks.is_main:
+        prepare_model_folder(job)
+    checkpoint = load_checkpoint(path)
+    axes = checkpoint.get("inference_allowed_mirroring_axes")
+    return clean_state_dict(checkpoint["network_weights"]), (tuple(int(a) for a in axes) if axes is not None else None)
+
+
+def _start_update(job: TrainingJob, log: RunLog, ranks: Ranks) -> UpdatePlan:
+    """Check the update is possible, archive the current version, and validate it on today's split."""
+    check_update_compatible(job.model_folder, job.plans, job.configuration_name, job.dataset_json)
+    update = plan_update(job.fold_folder)
+    if ranks.is_main:
+        archive_current_version(job.fold_folder, {"archived_for_update_to": update.to_version})
+    action = "Continuing the update" if update.resume else "Updating"
+    log(f"{action} of fold {job.fold}: version {update.from_version} -> {update.to_version} (version "
+        f"{update.from_version} is kept in {version_folder(job.fold_folder, update.from_version)}).")
+    before = job.fold_folder / BEFORE_UPDATE / "summary.json"
+    if not before.is_file():
+        weights, mirror_axes = _finished_weights(replace(job, update=False), False, ranks)
+        log(f"Validating version {update.from_version} on the fold's current validation cases first.")
+        validate_fold(job, weights, mirror_axes, ranks=ranks, output_name=BEFORE_UPDATE)
+    return update
+
+
+def _finish_update(job: TrainingJob, update: UpdatePlan, summary: EvaluationSummary, log: RunLog) -> None:
+    after = float(summary.foreground_mean.get("Dice", float("nan")))
+    previous = load_summary(job.fold_folder / BEFORE_UPDATE / "summary.json")
+    before = float(previous.foreground_mean.get("Dice", float("nan")))
+    set_current_version(job.fold_folder, update.to_version, {
+        "updated_from": update.from_version, "epochs": job.settings.num_epochs, "initial_lr": job.settings.initial_lr,
+        "validation_dice_before": before, "validation_dice_after": after,
+    })
+    log(f"Update to version {update.to_version} done: mean validation Dice {before:.4f} (version "
+        f"{update.from_version}) -> {after:.4f} on the same {len(summary.metric_per_case)} case(s).")
+    ProgressStream(job.fold_folder / STREAM_NAME).emit(
+        "update", from_version=update.from_version, to_version=update.to_version, dice_before=before, dice_after=after)
+
+
+def _time_budget(job: TrainingJob, trainer: Trainer, start: float) -> TimeBudget:
+    """The budget of this run: its validation forwards are the fold's validation windows x mirrored copies."""
+    _, val_ids = fold_cases(job.preprocessed_dataset, list_cases(job.data_folder), job.fold)
+    windows = validation_windows(job.data_folder, val_ids, job.configuration.patch_size)
+    copies = 2 ** len(trainer.augmentation.mirror_axes or ())
+    return TimeBudget(job.time_budget_s or 0.0, start, windows * copies)
 
 
 def _validate(job: TrainingJob, weights: dict[str, torch.Tensor], mirror_axes: tuple[int, ...] | None, log: RunLog,

@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,7 +45,9 @@ from autoseg.training.progress_plot import plot_progress
 from autoseg.training.run_log import RunLog
 from autoseg.training.schedule import build_optimizer, poly_lr, set_learning_rate
 from autoseg.training.settings import mirror_axes_for
+from autoseg.training.time_budget import TimeBudget, finish_requested
 from autoseg.training.training_log import TrainingLog, pseudo_dice
+from autoseg.training.update import UPDATE_KEY
 from autoseg.utils.parallel import available_cpus
 from autoseg.utils.progress_stream import STREAM_NAME, ProgressStream, eta_seconds
 
@@ -80,6 +83,11 @@ class Trainer:
         self.training_log = TrainingLog()
         self.best_ema: float | None = None
         self.current_epoch = 0
+        #: sizes the epochs to a wall-time budget (``--time_budget``), set by the caller before :meth:`run`
+        self.budget: TimeBudget | None = None
+        #: an update's start weights and the marker its checkpoints carry (see autoseg.training.update)
+        self.initial_checkpoint: Path | None = None
+        self.update_marker: dict[str, Any] | None = None
         self.is_2d = len(self.configuration.patch_size) == 2
         mirror = mirror_axes_for(self.settings, len(self.configuration.patch_size))
         self.augmentation = configure_spatial_augmentation(self.configuration.patch_size, mirror)
@@ -194,12 +202,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
-        return checkpoints.build_checkpoint(
+        checkpoint = checkpoints.build_checkpoint(
             self.network, self.optimizer, self.grad_scaler, self.training_log, self.best_ema, self.current_epoch,
             checkpoints.init_args(self.job.plans, self.job.configuration_name, self.job.fold, self.job.dataset_json,
                                   self.device),
             self.job.trainer_name, self.augmentation.mirror_axes,
         )
+        if self.update_marker is not None:
+            checkpoint[UPDATE_KEY] = {**self.update_marker, "num_epochs": self.settings.num_epochs}
+        return checkpoint
 
     def save(self, name: str) -> None:
         if self.job.disable_checkpointing or not self.ranks.is_main:
@@ -222,9 +233,23 @@ class Trainer:
         self.training_log = TrainingLog.from_checkpoint(raw.get("logging") or {})
         self.best_ema = raw.get("_best_ema")
         self.current_epoch = int(raw["current_epoch"])
+        marker = raw.get(UPDATE_KEY)
+        if isinstance(marker, dict) and isinstance(marker.get("num_epochs"), int):  # a budget-sized update
+            self.settings = replace(self.settings, num_epochs=max(marker["num_epochs"], self.current_epoch))
         # a log cut by a killed epoch must not be longer than the epochs the weights have seen
         for name in vars(self.training_log):
             setattr(self.training_log, name, getattr(self.training_log, name)[: self.current_epoch])
+
+    def load_weights(self, path: Path) -> None:
+        """Start from the network weights of ``path`` (all of them: an update of the same model)."""
+        raw = checkpoints.load_checkpoint(path)
+        try:
+            self.network.load_state_dict(checkpoints.clean_state_dict(raw["network_weights"]))
+        except (KeyError, RuntimeError) as err:
+            raise AutoSegError(
+                f"{path} does not fit this configuration's network ({str(err).splitlines()[0]}): the plans changed "
+                f"since it was trained, so it cannot be updated."
+            ) from err
 
     def resume_checkpoint(self) -> Path:
         """The checkpoint ``--c`` continues from; a clear error when there is none."""
@@ -302,6 +327,10 @@ class Trainer:
             path = self.resume_checkpoint()
             self.load(path)
             self.log(f"Continuing from {path.name}: epoch {self.current_epoch} of {self.settings.num_epochs}.")
+        elif self.initial_checkpoint is not None:
+            self.load_weights(self.initial_checkpoint)
+            self.log(f"Updating the model of {self.initial_checkpoint}: {self.settings.num_epochs} epochs from "
+                     f"learning rate {self.settings.initial_lr}.")
         else:
             existing = [n for n in RESUME_ORDER if (job.fold_folder / n).is_file()]
             if existing:
@@ -357,6 +386,7 @@ class Trainer:
         self.network.train()
         losses: list[float] = []
         last_event = 0.0
+        train_start = time.perf_counter()
         with _iteration_bar(s.iterations_per_epoch, f"epoch {epoch + 1}/{s.num_epochs}", self.job.progress_bar) as bar:
             for iteration in range(s.iterations_per_epoch):
                 losses.append(self.train_step(next(train_batches)))
@@ -366,10 +396,12 @@ class Trainer:
                     self.stream.emit("iteration", epoch=epoch, iteration=iteration + 1,
                                      iterations_per_epoch=s.iterations_per_epoch, loss=losses[-1])
                     last_event = now
+        train_seconds = time.perf_counter() - train_start
         train_loss = self._mean_over_ranks(float(np.mean(losses)))
         self.training_log.train_losses.append(train_loss)
 
         self.network.eval()
+        val_start = time.perf_counter()
         val_losses: list[float] = []
         tp: np.ndarray | int = 0  # confusion counts per class, summed over the validation patches
         fp: np.ndarray | int = 0
@@ -385,7 +417,31 @@ class Trainer:
         dice = pseudo_dice(tp, fp, fn) if s.val_iterations else [float("nan")] * self._num_evaluated_classes()
         ema = self.training_log.log_validation(dice)
         self.training_log.epoch_end_timestamps.append(time.time())
+        if self.budget is not None:
+            batch, log = self.configuration.batch_size, self.training_log
+            self.budget.record_epoch(log.epoch_end_timestamps[-1] - log.epoch_start_timestamps[-1],
+                                     time.perf_counter() - val_start, s.val_iterations * batch, train_seconds,
+                                     s.iterations_per_epoch * batch)
+        self._resize_schedule()
         self._end_epoch(train_loss, val_loss, dice, ema, lr)
+
+    def _resize_schedule(self) -> None:
+        """After an epoch: end after it when asked to (finish-now file), or re-size the epochs to the budget."""
+        epochs_done = self.current_epoch + 1
+        request = finish_requested(self.job.fold_folder)
+        if request is not None:
+            self.log(f"Finish requested ({request}): ending after epoch {self.current_epoch}, then the final "
+                     f"validation.")
+            if self.ranks.is_main:
+                request.unlink(missing_ok=True)
+            self.settings = replace(self.settings, num_epochs=epochs_done)
+        elif self.budget is not None:
+            total = max(epochs_done, self.budget.total_epochs(epochs_done, time.time()))
+            if total != self.settings.num_epochs:
+                if epochs_done == 1 or abs(total - self.settings.num_epochs) > 1:
+                    self.log(f"Time budget: {total} epochs in all (epoch {self.budget.epoch_estimate():.1f} s, final "
+                             f"validation ~{self.budget.validation_estimate():.0f} s).")
+                self.settings = replace(self.settings, num_epochs=total)
 
     def _mean_over_ranks(self, value: float) -> float:
         if not self.ranks.distributed:

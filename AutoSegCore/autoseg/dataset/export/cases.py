@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoseg.dataset.export.annotated_slices import SIDECAR_ENDING
 from autoseg.errors import DatasetError
 
 SEG_ENDING = ".seg.nrrd"
@@ -61,7 +62,7 @@ def find_cases_in_folder(
     Volumes are ``X_0000.<ext>``, ``X_0001.<ext>``, ... (consecutive from 0) or ``X.<ext>`` (one channel);
     with ``channel_suffixes`` (e.g. ``["_T1", "_T2"]``) they are ``X<suffix>.<ext>`` in that order.
     ``<ext>`` is any of :data:`VOLUME_ENDINGS`. DatasetError lists every segmentation whose volume is
-    missing or ambiguous.
+    missing or ambiguous, and every ``X.annotated_slices.json`` without its ``X.seg.nrrd``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -70,12 +71,17 @@ def find_cases_in_folder(
         )
     segmentations: dict[str, Path] = {}
     volumes: dict[str, list[Path]] = {}
+    sidecars: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
         seg = split_ending(entry.name, (SEG_ENDING,))
         if seg:
             segmentations[seg[0]] = entry
+            continue
+        sidecar = split_ending(entry.name, (SIDECAR_ENDING,))
+        if sidecar:
+            sidecars[sidecar[0]] = entry
             continue
         volume = split_ending(entry.name, VOLUME_ENDINGS)
         if volume:
@@ -85,7 +91,12 @@ def find_cases_in_folder(
             f"{folder} has no .seg.nrrd files. Save each case's segmentation from 3D Slicer as "
             f"<case>.seg.nrrd next to its volume <case>.nrrd (or <case>_0000.nii.gz, ...)."
         )
-    cases, problems = [], []
+    cases, problems = [], [
+        f"{path.name} has no {stem}{SEG_ENDING} next to it, so it marks no case as partially annotated; "
+        f"rename it after its segmentation (CASE{SIDECAR_ENDING} next to CASE{SEG_ENDING}) or remove it."
+        for stem, path in sidecars.items()
+        if stem not in segmentations
+    ]
     for case_id, seg_path in segmentations.items():
         images, problem = _case_volumes(case_id, seg_path, volumes, channel_suffixes)
         if problem:

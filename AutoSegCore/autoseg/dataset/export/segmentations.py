@@ -2,9 +2,10 @@
 
 Two steps, so that a GUI can show what will happen before anything is written:
 
-* :func:`plan_export` reads only headers (and the voxels of segmentations with overlapping layers) and
-  returns an :class:`ExportPlan`: the dataset folder, the segment-name -> label table across cases,
-  the cases that already exist, and *every* problem found.
+* :func:`plan_export` reads only headers (and the voxels of segmentations with overlapping layers or of
+  partially annotated cases) and returns an :class:`ExportPlan`: the dataset folder, the segment-name ->
+  label table across cases, the partially annotated cases and their slices, the cases that already exist,
+  and *every* problem found.
 * :func:`write_export` writes ``imagesTr``/``labelsTr`` (label images on channel 0's grid) and writes or
   extends ``dataset.json``. Every file is written atomically; existing cases are replaced only with
   ``overwrite=True``.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoseg.dataset.export.annotated_slices import AnnotatedSlices, SliceRequest
 from autoseg.dataset.export.cases import ExportCase, find_cases_in_folder
 from autoseg.dataset.export.checks import check_cases, overlap_problems
 from autoseg.dataset.export.label_mapping import (
@@ -26,6 +28,7 @@ from autoseg.dataset.export.label_mapping import (
     build_label_table,
     name_key,
 )
+from autoseg.dataset.export.partial import IGNORE, choose_ignore_label, drop_ignore_segments, plan_partial_cases
 from autoseg.dataset.export.target import (
     choose_channel_names,
     choose_file_ending,
@@ -39,7 +42,6 @@ from autoseg.imageio.segmentation_file import OVERLAP_MODES
 from autoseg.typing import CaseProgressCallback
 
 __all__ = ["ExportCase", "ExportPlan", "find_cases_in_folder", "plan_export", "write_export"]
-
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ExportPlan:
     new_dataset: bool = True
     overlap: str = "error"
     dataset_json: dict[str, Any] | None = field(default=None, repr=False)  # the existing one, to extend
+    partial: dict[str, AnnotatedSlices] = field(default_factory=dict)  # partially annotated case -> its slices
+    ignore_label: int | None = None  # the dataset's "ignore" value (None: it has none)
 
     @property
     def ok(self) -> bool:
@@ -63,9 +67,12 @@ class ExportPlan:
 
     def label_rows(self) -> list[tuple[int, str, int, list[str]]]:
         """``(value, name, number of cases that have it, cases missing it)`` per foreground label."""
-        rows = []
+        rows: list[tuple[int, str, int, list[str]]] = []
         for name, value in self.label_table.labels.items():
             if name_key(name) == BACKGROUND:
+                continue
+            if name == IGNORE:  # the not annotated voxels of the partial cases
+                rows.append((value, name, len(self.partial), []))
                 continue
             count = sum(value in mapping.values() for mapping in self.label_table.case_segments.values())
             missing = [case for case, names in self.label_table.missing.items() if name in names]
@@ -85,13 +92,18 @@ class ExportPlan:
         for value, name, count, missing in self.label_rows():
             absent = f"  missing in: {', '.join(missing)}" if missing else ""
             new = " (new)" if name in self.label_table.new_labels else ""
+            if name == IGNORE:
+                lines.append(f"  {value:>5}  {name}{new}: not annotated voxels of {count} partial case(s)")
+                continue
             lines.append(f"  {value:>5}  {name}{new}: {count}/{len(self.cases)} case(s){absent}")
         lines += ["", f"Cases ({len(self.cases)}):"]
         existing = set(self.existing_cases)
         for case in self.cases:
             status = "exists, would be overwritten" if case.case_id in existing else "new"
+            annotated = self.partial.get(case.case_id)
+            extent = f", partial: {annotated.summary()}" if annotated else ""
             lines.append(
-                f"  {case.case_id}: {len(case.images)} channel(s), {case.segmentation.name} [{status}]"
+                f"  {case.case_id}: {len(case.images)} channel(s), {case.segmentation.name} [{status}]{extent}"
             )
         if self.problems:
             lines += ["", f"Problems ({len(self.problems)}):", *(f"  - {p}" for p in self.problems)]
@@ -106,6 +118,7 @@ def plan_export(
     channel_names: Mapping[str, str] | Sequence[str] | None = None,
     file_ending: str | None = None,
     overlap: str = "error",
+    annotated_slices: str | SliceRequest | None = None,
 ) -> ExportPlan:
     """Check the cases against the target dataset and build the label table; nothing is written.
 
@@ -113,7 +126,10 @@ def plan_export(
     ``raw_folder`` is extended (its label values, channel names and file ending are kept and must match);
     a new one needs ``dataset_name`` (or the full name) and ``channel_names``. ``file_ending`` defaults to
     the existing dataset's, else ``.nii.gz``. ``overlap``: ``"error"`` (overlapping segments are a problem)
-    or ``"last"`` (the later label wins). Raises DatasetError only when the target cannot be determined.
+    or ``"last"`` (the later label wins). ``annotated_slices`` (``"K:10-20,35"``, ``"K:auto"``) makes every case
+    without a ``CASE.annotated_slices.json`` sidecar partially annotated (see
+    :mod:`autoseg.dataset.export.annotated_slices`); partial cases add the ignore label when the dataset has
+    none. Raises DatasetError only when the target cannot be determined.
     """
     if overlap not in OVERLAP_MODES:
         raise ValueError(f"overlap must be one of {OVERLAP_MODES}, got {overlap!r}")
@@ -125,9 +141,12 @@ def plan_export(
     channels = choose_channel_names(channel_names, existing_json, problems, folder)
     cases = list(cases)
     headers = check_cases(cases, len(channels), problems)
-    table = _label_table({case: h.segment_names() for case, h in headers.items()}, existing_json, problems)
+    segment_names = drop_ignore_segments(headers, problems)
+    table = _label_table(segment_names, existing_json, problems)
     if overlap == "error":
         problems.extend(overlap_problems(cases, headers, table))
+    partial = plan_partial_cases([c for c in cases if c.case_id in headers], table, annotated_slices, problems)
+    ignore_label = choose_ignore_label(table, bool(partial), problems)
     return ExportPlan(
         dataset_folder=folder,
         cases=cases,
@@ -139,6 +158,8 @@ def plan_export(
         new_dataset=existing_json is None,
         overlap=overlap,
         dataset_json=existing_json,
+        partial=partial,
+        ignore_label=ignore_label,
     )
 
 
@@ -151,12 +172,14 @@ def _label_table(
     except LabelMappingError as err:
         problems.append(str(err))
         return LabelTable(labels={BACKGROUND: 0})
-    ignore = [n for n in table.labels if name_key(n) == "ignore"]
-    if ignore and table.labels[ignore[0]] != max(table.labels.values()):
+    ignore = table.labels.get(IGNORE)
+    if ignore is not None and ignore != max(table.labels.values()):
+        known = [n for n in table.labels if n not in table.new_labels and n not in (BACKGROUND, IGNORE)]
         problems.append(
-            f"The dataset's ignore label must have the highest value, but new labels "
-            f"({', '.join(table.new_labels)}) would come after it; add them to dataset.json before "
-            f"'ignore' by hand, or name the segments like existing labels."
+            f"The dataset's ignore label ({ignore}) must have the highest value, but the new label(s) "
+            f"{', '.join(map(repr, table.new_labels))} would come after it, and its label files already use "
+            f"{ignore} for not annotated voxels. Name the segments like the existing labels "
+            f"({', '.join(map(repr, known))}), or export into a new dataset."
         )
     return table
 
@@ -182,7 +205,13 @@ def write_export(plan: ExportPlan, overwrite: bool = False, progress: CaseProgre
     for index, case in enumerate(plan.cases, start=1):
         try:
             write_case(
-                case, folder, ending, plan.label_table.case_segments.get(case.case_id, {}), plan.overlap
+                case,
+                folder,
+                ending,
+                plan.label_table.case_segments.get(case.case_id, {}),
+                plan.overlap,
+                plan.partial.get(case.case_id),
+                plan.ignore_label,
             )
         except AutoSegError as err:
             raise DatasetError(

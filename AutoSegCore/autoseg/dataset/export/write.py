@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from autoseg.dataset.export.annotated_slices import AnnotatedSlices, apply_ignore
 from autoseg.dataset.export.cases import ExportCase
 from autoseg.dataset.export.grid_alignment import (
     copy_shifted,
@@ -36,13 +37,29 @@ def label_path(folder: Path, case_id: str, file_ending: str) -> Path:
 
 
 def write_case(
-    case: ExportCase, folder: Path, file_ending: str, name_to_value: Mapping[str, int], overlap: str
+    case: ExportCase,
+    folder: Path,
+    file_ending: str,
+    name_to_value: Mapping[str, int],
+    overlap: str,
+    annotated: AnnotatedSlices | None = None,
+    ignore_label: int | None = None,
 ) -> None:
-    """Write the channels, then the label image (a case is complete once its label file exists)."""
+    """Write the channels, then the label image (a case is complete once its label file exists).
+
+    A partially annotated case (``annotated`` and ``ignore_label`` given) gets ``ignore_label`` on every voxel
+    outside its annotated slices.
+    """
     reference = read_sitk_image(case.images[0])
     label = labelmap_on_reference(
         read_segmentation_file(case.segmentation), name_to_value, reference, overlap
     )
+    if annotated is not None:
+        if ignore_label is None:
+            raise ValueError(f"case {case.case_id!r} is partially annotated but the dataset has no ignore label")
+        partial = sitk.GetImageFromArray(apply_ignore(sitk.GetArrayViewFromImage(label), annotated, ignore_label))
+        partial.CopyInformation(label)
+        label = partial
     targets = [image_path(folder, case.case_id, c, file_ending) for c in range(len(case.images))]
     write_channels_on_reference(case.images, targets, file_ending, reference)
     write_image(label, label_path(folder, case.case_id, file_ending), file_ending)

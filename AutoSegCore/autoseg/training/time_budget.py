@@ -1,0 +1,110 @@
+"""Training to a wall-time budget, and the "finish now" request.
+
+``--time_budget 45m`` fixes when the run (training *and* the final validation) should end, not how many
+epochs it has: after every epoch :class:`TimeBudget` re-sizes the number of epochs from the measured epoch
+time and an estimate of the final validation, so the polynomial learning-rate schedule always runs to its
+end (a complete schedule, not a truncated one). The estimate of the validation counts the sliding windows
+of the fold's validation cases, times the mirrored copies, times the forward time of one patch measured on
+the epoch's validation batches.
+
+A file named :data:`FINISH_FILE` in the fold folder (``touch fold_0/finish_now``; the Slicer Trainer's
+"Finish now" writes it) ends the training after the current epoch with a final checkpoint and the final
+validation, as a normal end does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autoseg.errors import AutoSegError
+from autoseg.inference.sliding_window import compute_steps
+from autoseg.preprocessing import storage
+
+FINISH_FILE = "finish_now"
+#: time not spent in epochs or validation windows: checkpoints, plots, export of the validation cases
+VALIDATION_OVERHEAD = 1.15
+_DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m(?:in)?)?\s*"
+                       r"(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``45m``, ``1h30m``, ``90s``, ``2h`` or a plain number of minutes (``45``)."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value) * 60
+    else:
+        match = _DURATION.match(value)
+        if not match or not any(match.groupdict().values()):
+            raise AutoSegError(f"--time_budget {text!r}: give a duration such as 45m, 1h30m, 90s or 2h.")
+        parts = {k: float(v) for k, v in match.groupdict().items() if v}
+        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    if seconds <= 0:
+        raise AutoSegError(f"--time_budget {text!r} must be longer than zero.")
+    return seconds
+
+
+def finish_requested(fold_folder: Path) -> Path | None:
+    """The finish-now file when someone asked the run in ``fold_folder`` to end after this epoch."""
+    path = fold_folder / FINISH_FILE
+    return path if path.exists() else None
+
+
+def validation_windows(data_folder: Path, identifiers: Sequence[str], patch_size: Sequence[int],
+                       step_size: float = 0.5) -> int:
+    """Sliding windows the final validation predicts for these preprocessed cases (without mirroring)."""
+    total = 0
+    for identifier in identifiers:
+        shape = np.load(storage.case_files(data_folder, identifier)[0], mmap_mode="r").shape[1:]
+        padded = [max(s, p) for s, p in zip(shape[-len(patch_size):], patch_size)]
+        steps = compute_steps(padded, patch_size, step_size)
+        slices = int(np.prod(shape[: len(shape) - len(patch_size)])) if len(shape) > len(patch_size) else 1
+        total += slices * math.prod(len(s) for s in steps)
+    return total
+
+
+@dataclass
+class TimeBudget:
+    """Sizes the number of epochs so that training + final validation end ``seconds`` after ``start``."""
+
+    seconds: float
+    start: float
+    #: sliding windows x mirrored copies of the final validation
+    validation_forwards: int
+    epoch_durations: list[float] = field(default_factory=list)
+    seconds_per_forward: float | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.seconds
+
+    def record_epoch(self, duration: float, val_seconds: float, val_patches: int, train_seconds: float,
+                     train_patches: int) -> None:
+        """One epoch's time, and its measured forward time per patch (validation batches; else a third of a
+        training step, forward + backward)."""
+        self.epoch_durations.append(duration)
+        if val_patches:
+            per_patch = val_seconds / val_patches
+        else:
+            per_patch = train_seconds / max(1, train_patches) / 3
+        self.seconds_per_forward = per_patch if self.seconds_per_forward is None else (
+            0.5 * self.seconds_per_forward + 0.5 * per_patch)
+
+    def validation_estimate(self) -> float:
+        return self.validation_forwards * (self.seconds_per_forward or 0.0) * VALIDATION_OVERHEAD
+
+    def epoch_estimate(self) -> float:
+        """The typical epoch time: the median of the epochs after the first (which warms up), when there are."""
+        recent = self.epoch_durations[1:] or self.epoch_durations
+        return float(np.median(recent[-5:]))
+
+    def total_epochs(self, epochs_done: int, now: float) -> int:
+        """How many epochs the run should have in all, given that ``epochs_done`` are done at time ``now``."""
+        left = self.deadline - now - self.validation_estimate()
+        more = int(math.floor(left / self.epoch_estimate() + 0.5)) if left > 0 else 0
+        return epochs_done + max(0, more)
