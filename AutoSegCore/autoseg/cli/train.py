@@ -69,9 +69,10 @@ def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
              help="validation iterations per epoch (default 50)")
     add_flag(parser, "--seed", type=int, default=None, metavar="N", help="random seed for reproducible runs")
     add_flag(parser, "--time_budget", default=None, metavar="DURATION",
-             help="end training and final validation within this wall time, e.g. 45m, 1h30m, 600s: the number of "
-                  "epochs is sized from the measured epoch time, with a complete learning-rate schedule (overrides "
-                  "--epochs). `touch fold_K/finish_now` ends a running training after its current epoch, validated")
+             help="end each fold's training and final validation within this wall time, e.g. 45m, 1h30m, 600s: "
+                  "the number of epochs is sized from the measured epoch time, with a complete learning-rate schedule "
+                  "(overrides --epochs). `touch fold_K/finish_now` ends a running training after its current epoch, "
+                  "validated")
     parser.add_argument("--update", action="store_true",
                         help="update the fold's trained model with the cases added since (fine-tuning from its "
                              "checkpoint_final.pth: a quarter of its epochs unless --epochs, from --update_lr); the "

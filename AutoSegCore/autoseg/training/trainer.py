@@ -375,7 +375,9 @@ class Trainer:
         self.stream.emit("start", epoch=self.current_epoch, num_epochs=s.num_epochs,
                          iterations_per_epoch=s.iterations_per_epoch, val_iterations=s.val_iterations,
                          fold=str(job.fold), configuration=job.configuration_name, trainer=job.trainer_name,
-                         plans=job.plans.plans_name, device=str(self.device), precision=self.precision.name)
+                         plans=job.plans.plans_name, device=str(self.device), precision=self.precision.name,
+                         time_budget_s=self.budget.seconds if self.budget else None,
+                         update=self.update_marker)
 
     def _epoch(self, train_batches, val_batches) -> None:
         s, epoch = self.settings, self.current_epoch
@@ -426,22 +428,25 @@ class Trainer:
         self._end_epoch(train_loss, val_loss, dice, ema, lr)
 
     def _resize_schedule(self) -> None:
-        """After an epoch: end after it when asked to (finish-now file), or re-size the epochs to the budget."""
+        """After an epoch: end after it when asked to (finish-now file), or re-size the epochs to the budget.
+        Rank 0 decides for all ranks (they must run the same number of epochs)."""
         epochs_done = self.current_epoch + 1
-        request = finish_requested(self.job.fold_folder)
+        total = self.settings.num_epochs
+        request = finish_requested(self.job.fold_folder) if self.ranks.is_main else None
         if request is not None:
             self.log(f"Finish requested ({request}): ending after epoch {self.current_epoch}, then the final "
                      f"validation.")
-            if self.ranks.is_main:
-                request.unlink(missing_ok=True)
-            self.settings = replace(self.settings, num_epochs=epochs_done)
-        elif self.budget is not None:
+            request.unlink(missing_ok=True)
+            total = epochs_done
+        elif self.budget is not None and self.ranks.is_main:
             total = max(epochs_done, self.budget.total_epochs(epochs_done, time.time()))
-            if total != self.settings.num_epochs:
-                if epochs_done == 1 or abs(total - self.settings.num_epochs) > 1:
-                    self.log(f"Time budget: {total} epochs in all (epoch {self.budget.epoch_estimate():.1f} s, final "
-                             f"validation ~{self.budget.validation_estimate():.0f} s).")
-                self.settings = replace(self.settings, num_epochs=total)
+            if total != self.settings.num_epochs and (epochs_done == 1 or abs(total - self.settings.num_epochs) > 1):
+                self.log(f"Time budget: {total} epochs in all (epoch {self.budget.epoch_estimate():.1f} s, final "
+                         f"validation ~{self.budget.validation_estimate():.0f} s).")
+        if self.ranks.distributed:
+            total = int(all_reduce_sum(torch.tensor([total if self.ranks.is_main else 0], dtype=torch.int64))[0])
+        if total != self.settings.num_epochs:
+            self.settings = replace(self.settings, num_epochs=total)
 
     def _mean_over_ranks(self, value: float) -> float:
         if not self.ranks.distributed:
