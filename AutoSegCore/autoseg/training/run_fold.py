@@ -46,6 +46,7 @@ def train_fold(job: TrainingJob, resume: bool = False, validate_only: bool = Fal
     _check_request(job, resume, validate_only, use_best)
     log = RunLog(job.fold_folder, enabled=ranks.is_main)
     update: UpdatePlan | None = None
+    epochs = 0
     if validate_only:
         weights, mirror_axes = _finished_weights(job, use_best, ranks)
     else:
@@ -62,6 +63,7 @@ def train_fold(job: TrainingJob, resume: bool = False, validate_only: bool = Fal
             trainer.budget = _time_budget(job, trainer, start)
         trainer.run(resume=resume)
         mirror_axes = trainer.augmentation.mirror_axes
+        epochs = trainer.current_epoch
         if use_best:
             weights = clean_state_dict(load_checkpoint(job.fold_folder / CHECKPOINT_BEST)["network_weights"])
         else:
@@ -70,8 +72,9 @@ def train_fold(job: TrainingJob, resume: bool = False, validate_only: bool = Fal
     summary = _validate(job, weights, mirror_axes, log, use_best, ranks)
     if update is not None and summary is not None:
         _finish_update(job, update, summary, log)
-    if job.time_budget_s is not None:
-        log(f"Time budget {job.time_budget_s:.0f} s: training and validation took {time.time() - start:.0f} s.")
+    if job.time_budget_s is not None and not validate_only:
+        log(f"Time budget {job.time_budget_s:.0f} s: training ({epochs} epochs) and validation took "
+            f"{time.time() - start:.0f} s.")
     return summary
 
 

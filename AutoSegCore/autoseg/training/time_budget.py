@@ -70,24 +70,35 @@ def validation_windows(data_folder: Path, identifiers: Sequence[str], patch_size
 
 @dataclass
 class TimeBudget:
-    """Sizes the number of epochs so that training + final validation end ``seconds`` after ``start``."""
+    """Sizes the number of epochs so that training + final validation end ``seconds`` after ``start``.
+
+    An epoch's cost is measured from one epoch's end to the next (checkpoints and plots included). After the
+    first epoch, which pays the warm-up (workers starting, first kernels), it is estimated from its median
+    training step instead: otherwise a short budget would be sized from a warm-up that never recurs."""
 
     seconds: float
     start: float
     #: sliding windows x mirrored copies of the final validation
     validation_forwards: int
-    epoch_durations: list[float] = field(default_factory=list)
+    cycles: list[float] = field(default_factory=list)
+    first_epoch_estimate: float | None = None
     seconds_per_forward: float | None = None
+    _last_end: float | None = None
 
     @property
     def deadline(self) -> float:
         return self.start + self.seconds
 
-    def record_epoch(self, duration: float, val_seconds: float, val_patches: int, train_seconds: float,
-                     train_patches: int) -> None:
-        """One epoch's time, and its measured forward time per patch (validation batches; else a third of a
-        training step, forward + backward)."""
-        self.epoch_durations.append(duration)
+    def record_epoch(self, end: float, step_seconds: Sequence[float], val_seconds: float, val_patches: int,
+                     train_seconds: float, train_patches: int) -> None:
+        """An epoch that ended at ``end`` (``time.time()``): its training steps' times, and the measured forward
+        time per patch (validation batches; else a third of a training step, forward + backward)."""
+        if self._last_end is None:
+            steady = float(np.median(step_seconds)) * len(step_seconds) if step_seconds else train_seconds
+            self.first_epoch_estimate = steady + val_seconds
+        else:
+            self.cycles.append(end - self._last_end)
+        self._last_end = end
         if val_patches:
             per_patch = val_seconds / val_patches
         else:
@@ -99,9 +110,10 @@ class TimeBudget:
         return self.validation_forwards * (self.seconds_per_forward or 0.0) * VALIDATION_OVERHEAD
 
     def epoch_estimate(self) -> float:
-        """The typical epoch time: the median of the epochs after the first (which warms up), when there are."""
-        recent = self.epoch_durations[1:] or self.epoch_durations
-        return float(np.median(recent[-5:]))
+        """The typical epoch cycle: the median of the last five measured, else the first epoch's steady estimate."""
+        if self.cycles:
+            return float(np.median(self.cycles[-5:]))
+        return float(self.first_epoch_estimate or 0.0) or 1.0
 
     def total_epochs(self, epochs_done: int, now: float) -> int:
         """How many epochs the run should have in all, given that ``epochs_done`` are done at time ``now``."""

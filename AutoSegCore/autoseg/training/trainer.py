@@ -389,9 +389,12 @@ class Trainer:
         losses: list[float] = []
         last_event = 0.0
         train_start = time.perf_counter()
+        step_seconds: list[float] = []
         with _iteration_bar(s.iterations_per_epoch, f"epoch {epoch + 1}/{s.num_epochs}", self.job.progress_bar) as bar:
             for iteration in range(s.iterations_per_epoch):
+                step_start = time.perf_counter()
                 losses.append(self.train_step(next(train_batches)))
+                step_seconds.append(time.perf_counter() - step_start)
                 bar(iteration + 1, losses[-1])
                 now = time.time()
                 if now - last_event >= ITERATION_EVENT_INTERVAL or iteration + 1 == s.iterations_per_epoch:
@@ -420,10 +423,9 @@ class Trainer:
         ema = self.training_log.log_validation(dice)
         self.training_log.epoch_end_timestamps.append(time.time())
         if self.budget is not None:
-            batch, log = self.configuration.batch_size, self.training_log
-            self.budget.record_epoch(log.epoch_end_timestamps[-1] - log.epoch_start_timestamps[-1],
-                                     time.perf_counter() - val_start, s.val_iterations * batch, train_seconds,
-                                     s.iterations_per_epoch * batch)
+            batch = self.configuration.batch_size
+            self.budget.record_epoch(time.time(), step_seconds, time.perf_counter() - val_start,
+                                     s.val_iterations * batch, train_seconds, s.iterations_per_epoch * batch)
         self._resize_schedule()
         self._end_epoch(train_loss, val_loss, dice, ema, lr)
 

@@ -30,22 +30,26 @@ def test_bad_durations_name_the_option(text):
 
 def test_epochs_fill_the_budget_after_the_validation_estimate():
     budget = TimeBudget(seconds=1000, start=0.0, validation_forwards=400)
-    budget.record_epoch(duration=30, val_seconds=4, val_patches=20, train_seconds=26, train_patches=100)
-    # the first epoch alone is the estimate; validation 400 forwards x 0.2 s x overhead
+    # the first epoch pays a warm-up (a 12 s first step): its steady cost is the median step x steps + validation
+    budget.record_epoch(end=30, step_seconds=[12, 1, 1, 1, 1], val_seconds=4, val_patches=20, train_seconds=26,
+                        train_patches=100)
     validation = 400 * 0.2 * VALIDATION_OVERHEAD
     assert budget.validation_estimate() == pytest.approx(validation)
-    assert budget.total_epochs(1, now=30) == 1 + round((1000 - 30 - validation) / 30)
-    for _ in range(3):  # later epochs are faster (the first warmed up): the median of those decides
-        budget.record_epoch(duration=20, val_seconds=4, val_patches=20, train_seconds=16, train_patches=100)
-    assert budget.epoch_estimate() == 20
-    assert budget.total_epochs(4, now=90) == 4 + round((1000 - 90 - validation) / 20)
+    assert budget.epoch_estimate() == pytest.approx(5 * 1 + 4)
+    assert budget.total_epochs(1, now=30) == 1 + round((1000 - 30 - validation) / 9)
+    for end in (40, 50, 61):  # later epochs: their measured cycles (end to end, saving included) decide
+        budget.record_epoch(end=end, step_seconds=[1] * 5, val_seconds=4, val_patches=20, train_seconds=5,
+                            train_patches=100)
+    assert budget.epoch_estimate() == 10
+    assert budget.total_epochs(4, now=61) == 4 + round((1000 - 61 - validation) / 10)
     # past the deadline: no more epochs, whatever was planned
     assert budget.total_epochs(40, now=990) == 40
 
 
 def test_without_validation_batches_a_forward_is_a_third_of_a_training_step():
     budget = TimeBudget(seconds=100, start=0.0, validation_forwards=10)
-    budget.record_epoch(duration=9, val_seconds=0, val_patches=0, train_seconds=9, train_patches=30)
+    budget.record_epoch(end=9, step_seconds=[3, 3, 3], val_seconds=0, val_patches=0, train_seconds=9,
+                        train_patches=30)
     assert budget.seconds_per_forward == pytest.approx(0.1)
 
 
