@@ -3,7 +3,7 @@
 Models are found in the workspace's nnUNet_results, in any results folder the user adds, or installed
 from a zip. The prediction is ``autoseg predict -m MODEL`` in a background ``PythonSlicer`` process
 (then ``autoseg apply_postprocessing`` when chosen); the result becomes a segmentation node on the input
-volume's geometry with one named, coloured segment per label.
+volume's geometry with one named, coloured segment per label, to correct and add to the model's dataset (annotation.py).
 """
 
 import shutil
@@ -28,6 +28,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from AutoSegSlicerLib import (
+    CorrectedCaseExport,
+    CorrectedCaseWidgetMixin,
     ParameterNodeWidgetMixin,
     ProcessRunner,
     imageVolumeNodes,
@@ -72,9 +74,13 @@ class AutoSegInferenceParameterNode:
     stepSize: Annotated[float, WithinRange(0.1, 1.0)] = 0.5
     postprocessing: bool = True
     probabilities: bool = False
+    partiallyAnnotated: bool = False
+    annotatedSlices: str = "auto"
+    annotatedAxis: Annotated[str, Choice(["I", "J", "K"])] = "K"
 
 
-class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class AutoSegInferenceWidget(CorrectedCaseWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
+                             VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -103,6 +109,8 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         self.ui.installZipButton.clicked.connect(self.onInstallZip)
         self.ui.applyButton.clicked.connect(self.onApply)
         self.ui.cancelButton.clicked.connect(self.logic.runner.cancel)
+        self.ui.correctButton.clicked.connect(self.onCorrect)
+        self.ui.addCaseButton.clicked.connect(self.onAddCase)
         self.initializeParameterNode()
         self.followWorkspaceFolder(self.refreshModels)
         self.refreshModels()
@@ -119,6 +127,9 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         ready = self.currentModel() is not None and self._parameterNode and self._parameterNode.inputVolume
         self.ui.applyButton.enabled = bool(ready) and not running
         self.ui.cancelButton.enabled = running
+        self.ui.correctButton.enabled = self.ui.addCaseButton.enabled = bool(
+            ready and self._parameterNode.outputSegmentation) and not running
+        self.ui.annotatedSlicesFrame.enabled = bool(self._parameterNode and self._parameterNode.partiallyAnnotated)
 
     # Models ---------------------------------------------------------------------------------------
 
@@ -158,11 +169,8 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
         for selector in self.channelSelectors:
             layout.removeRow(selector)
         self.channelSelectors = []
-        self.ui.modelInfoLabel.text = (
-            self.logic.describeModel(model)
-            if model
-            else _("No model found: train one, add a results folder or install a zip.")
-        )
+        self.ui.modelInfoLabel.text = self.logic.describeModel(model) if model else _(
+            "No model found: train one, add a results folder or install a zip.")
         if model:
             volumes = imageVolumeNodes()
             order = self.logic.matchChannels(model, volumes)
@@ -192,7 +200,7 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
     def onApply(self):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
-            volumes = [p.inputVolume] + [s.currentNode() for s in self.channelSelectors]
+            volumes = self.inputVolumes()
             if not p.outputSegmentation:
                 p.outputSegmentation = slicer.mrmlScene.AddNewNodeByClass(
                     "vtkMRMLSegmentationNode", f"{p.inputVolume.GetName()} segmentation")
@@ -201,6 +209,9 @@ class AutoSegInferenceWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWid
             self.logic.startSegmentation(self.currentModel(), volumes, p.outputSegmentation, **options)
             self.ui.progressBar.setValue(0)
         self.updateButtons()
+
+    def inputVolumes(self):
+        return [self._parameterNode.inputVolume] + [s.currentNode() for s in self.channelSelectors]
 
     def onProgress(self, status):
         self.ui.progressBar.setValue(int(round(100 * (status.fraction or 0))))
@@ -243,8 +254,9 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
     def __init__(self, processFactory=None):
         requireSupportedSlicer()
         ScriptedLoadableModuleLogic.__init__(self)
-        self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=lambda s: self.onProgress(s),
+        self.runner = ProcessRunner(onOutput=self._output, onProgress=lambda s: self.onProgress(s),
                                     onFinished=self._finished, processFactory=processFactory)
+        self.corrections = CorrectedCaseExport(self.runner)  # "Add corrected case" exports
         self.onOutput = print
         self.onProgress = lambda status: None
         self.onDone = lambda segmentationNode, error: None
@@ -300,12 +312,8 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             raise ValueError(_("{model} is a cascade stage: run the dataset's 3d_lowres model, or predict the cascade "
                                "from the command line with -prev_stage_predictions.").format(model=model.title))
         if model.file_ending not in VOLUME_ENDINGS:
-            raise ValueError(
-                _(
-                    "This model reads {ending} files (a 2D model); the Inference module runs 3D models only. "
-                    "Use `autoseg predict` for 2D images."
-                ).format(ending=model.file_ending)
-            )
+            raise ValueError(_("This model reads {ending} files (a 2D model); the Inference module runs 3D models "
+                               "only. Use `autoseg predict` for 2D images.").format(ending=model.file_ending))
         if len(volumeNodes) != len(model.channel_names) or not all(volumeNodes):
             raise ValueError(_("The model needs {count} input volume(s): {names}.").format(
                 count=len(model.channel_names), names=", ".join(model.channel_names.values())))
@@ -341,7 +349,19 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         shutil.rmtree(folder / "staging", ignore_errors=True)
         return targets
 
+    def addCorrectedCase(self, volumeNodes, segmentationNode, model, workspaceFolder, annotatedSlices=None,
+                         onFinished=None):
+        """Add volumes + corrected segmentation to the model's raw dataset; the case id (CorrectedCaseExport.start)."""
+        return self.corrections.start(volumeNodes, segmentationNode, model, workspaceFolder, annotatedSlices,
+                                      onFinished).caseId
+
+    def _output(self, line):
+        self.corrections.readLine(line)
+        self.onOutput(line)
+
     def _finished(self, command, returncode):
+        if self.corrections.finish(command, returncode):
+            return
         job = self.job
         if job is None:  # a zip installation
             if returncode == 0:
@@ -349,9 +369,8 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
             return
         if returncode != 0:
             self.job = None
-            self.onDone(
-                None, _("Prediction failed or was cancelled (exit code {code}); see the log.").format(code=returncode)
-            )
+            self.onDone(None, _("Prediction failed or was cancelled (exit code {code}); see the log.").format(
+                code=returncode))
             shutil.rmtree(job.folder, ignore_errors=True)
         elif self.runner.queue:  # postprocessing comes next
             return
@@ -431,6 +450,8 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_load_result_on_oblique_volume()
+        self.setUp()
+        self.test_add_corrected_case()
 
     def test_load_result_on_oblique_volume(self):
         from autoseg.slicer_support.models import ModelInfo
@@ -456,3 +477,22 @@ class AutoSegInferenceTest(ScriptedLoadableModuleTest):
         liverId = segmentation.GetSegmentIdBySegmentName("liver")
         liver = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, liverId, volume)
         np.testing.assert_array_equal(liver > 0, labels == 1)
+
+    def test_add_corrected_case(self):
+        """A corrected result joins the model's raw dataset, created from the model's dataset.json: values by name."""
+        import SimpleITK as sitk
+
+        from AutoSegSlicerLib.testing import makeAnnotatedCase, testProcessFactory
+
+        workspace = Path(tempfile.mkdtemp(prefix="AutoSegInferenceTest-"))
+        model = workspace / "nnUNet_results" / "Dataset993_AddCase" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+        model.mkdir(parents=True)
+        (model / "dataset.json").write_text('{"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, '
+                                            '"tumour": 2}, "numTraining": 2, "file_ending": ".nii.gz"}')
+        volume, segmentation, labels = makeAnnotatedCase("case 1", ["tumour", "Liver"], seed=4)  # sphere, box
+        logic, done = AutoSegInferenceLogic(processFactory=testProcessFactory()), []
+        self.assertEqual(logic.addCorrectedCase([volume], segmentation, model, workspace, None, done.append), "case_1")
+        logic.runner.waitForCompletion(timeoutSeconds=300)
+        self.assertEqual([(case.caseId, case.error) for case in done], [("case_1", "")])
+        label = sitk.ReadImage(str(workspace / "nnUNet_raw" / "Dataset993_AddCase" / "labelsTr" / "case_1.nii.gz"))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(label), np.array([0, 2, 1])[labels])

@@ -1,6 +1,6 @@
 """The segments a model's output becomes in Slicer: value, name, colour and terminology per label.
 
-Plain label models: one segment per non-background label, with the label's value. Region-based models
+Plain label models: one segment per label other than background and ``ignore``, with the label's value. Region-based models
 (nnU-Net's ``labels`` with lists, e.g. BraTS ``"whole tumor": [1, 2, 3]``): the exported label map
 holds ``regions_class_order[i]`` where region ``i`` is the innermost one predicted, so that value is
 named after region ``i``.
@@ -15,6 +15,8 @@ from typing import cast
 from autoseg.imageio.segment_colors import segment_colors, terminology_for_name
 
 BACKGROUND = "background"
+#: nnU-Net's label for unannotated voxels: a model never predicts it, so it is never a segment or a channel
+IGNORE = "ignore"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class OutputSegment:
 
 
 def _foreground(labels: Mapping[str, int | Sequence[int]]) -> list[tuple[str, int | Sequence[int]]]:
-    return [(name, value) for name, value in labels.items() if name != BACKGROUND]
+    return [(name, value) for name, value in labels.items() if name not in (BACKGROUND, IGNORE)]
 
 
 def _is_region_model(labels: Mapping[str, int | Sequence[int]]) -> bool:
@@ -64,7 +66,7 @@ def probability_channel_names(labels: Mapping[str, int | Sequence[int]], num_cha
     if _is_region_model(labels):
         names = [name for name, _ in _foreground(labels)]
     else:
-        by_value = {int(cast(int, value)): name for name, value in labels.items()}  # not a region model: ints
+        by_value = {int(cast(int, value)): name for name, value in labels.items() if name != IGNORE}  # ints
         names = [by_value.get(channel, f"label {channel}") for channel in range(num_channels)]
     if len(names) != num_channels:
         return [f"channel {channel}" for channel in range(num_channels)]

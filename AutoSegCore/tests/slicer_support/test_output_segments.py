@@ -40,3 +40,11 @@ def test_probability_channel_names():
     assert probability_channel_names(regions, 2) == ["whole", "core"]
     assert probability_channel_names({"background": 0, "a": 1}, 3) == ["background", "a", "label 2"]
     assert probability_channel_names(regions, 3) == ["channel 0", "channel 1", "channel 2"]
+
+
+def test_the_ignore_label_is_never_a_segment_or_a_probability_channel():
+    labels = {"background": 0, "liver": 1, "tumour": 2, "ignore": 3}
+    assert [(s.value, s.name) for s in output_segments(labels)] == [(1, "liver"), (2, "tumour")]
+    assert probability_channel_names(labels, 3) == ["background", "liver", "tumour"]
+    regions = {"background": 0, "whole": [1, 2], "core": 2, "ignore": 3}
+    assert [s.name for s in output_segments(regions, [1, 2])] == ["whole", "core"]
