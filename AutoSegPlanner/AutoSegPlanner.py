@@ -3,11 +3,11 @@
 The export itself (label table, labelmaps on the reference volume's geometry, dataset.json) is
 ``autoseg.dataset.export.segmentations``; this module only writes scene nodes to files, shows the
 tables, asks before replacing cases, and runs the export (``autoseg export_segmentations``) and planning
-in a background process.
+in a background process. For the annotation loop it marks the dataset's cases that are new since the last
+training and ranks unlabelled cases by model uncertainty (``autoseg rank_cases``; ``AutoSegSlicerLib.ranking``).
 """
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -34,9 +34,9 @@ from AutoSegSlicerLib import (
     requireSupportedSlicer,
     setUpDependencyPanel,
     showUnsupportedSlicer,
-    writeCaseVolumes,
-    writeSegmentationInFrameOf,
 )
+from AutoSegSlicerLib.ranking import PlannerLoopLogicMixin, PlannerLoopWidgetMixin
+from AutoSegSlicerLib.stagedcases import StagedCasesLogicMixin
 
 NEW_DATASET = "(new dataset)"
 
@@ -52,7 +52,8 @@ class AutoSegPlanner(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Turn segmentations made in Slicer into an nnU-Net v2 dataset (nnUNet_raw), then verify, plan and "
             "preprocess it for training. Segments are matched to labels by name across cases; labelmaps are "
-            "written on each case's reference volume geometry. See the AutoSeg README for a walkthrough.")
+            "written on each case's reference volume geometry. Cases new since the last training are marked; "
+            "'Annotate these first' ranks unlabelled images by model uncertainty. See the AutoSeg README.")
         self.parent.acknowledgementText = _(
             "AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021)."
         )
@@ -69,9 +70,13 @@ class AutoSegPlannerParameterNode:
     segmentation: vtkMRMLSegmentationNode
     verifyIntegrity: bool = True
     gpuMemoryTargetGb: Annotated[float, WithinRange(1.0, 200.0)] = 8.0
+    rankImagesFolder: Path
+    rankDevice: Annotated[str, Choice(["auto", "cuda", "cpu", "mps"])] = "auto"
+    rankTta: bool = True
 
 
-class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class AutoSegPlannerWidget(PlannerLoopWidgetMixin, ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
+                           VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -104,7 +109,8 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.planButton.clicked.connect(self.onPlan)
         self.ui.cancelButton.clicked.connect(self.logic.runner.cancel)
         self.initializeParameterNode()
-        self.followWorkspaceFolder(self.refreshDatasets)
+        self.followWorkspaceFolder(self.refreshWorkspace)
+        self.setupPlannerLoop()
         self.refreshDatasets()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
                              "AutoSeg Planner")
@@ -117,6 +123,11 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.exportButton.enabled = self._exportPlan is not None and not self._exportPlan.problems and not busy
         self.ui.planButton.enabled = not busy
         self.ui.cancelButton.enabled = busy
+        self.updatePlannerLoopButtons(busy)
+
+    def refreshWorkspace(self):
+        self.refreshDatasets()
+        self.refreshRankingModels()
 
     # Dataset --------------------------------------------------------------------------------------
 
@@ -139,6 +150,7 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
             if datasetJson.get("file_ending") in (".nii.gz", ".nrrd", ".mha"):
                 self._parameterNode.fileEnding = datasetJson["file_ending"]
         self._exportPlan = None
+        self.refreshDatasetCases(name if existing else None)
         self.updateButtons()
 
     def datasetIdentifier(self):
@@ -244,24 +256,28 @@ class AutoSegPlannerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
 
     def onPlanningFinished(self, command, returncode):
         self.updateButtons()
+        preprocessing = command.args[2] == "preprocess"  # "Preprocess new cases" (PlannerLoopWidgetMixin)
         if returncode != 0:
-            self.ui.statusLabel.text = _("Planning failed or was cancelled (exit code {code}); see the log.").format(
-                code=returncode
-            )
+            self.ui.statusLabel.text = (_("Preprocessing failed or was cancelled (exit code {code}); see the log.")
+                                        if preprocessing else _("Planning failed or was cancelled (exit code {code}); "
+                                                                "see the log.")).format(code=returncode)
             return
-        self.ui.statusLabel.text = _("Planning finished.")
+        self.ui.statusLabel.text = _("Preprocessing finished.") if preprocessing else _("Planning finished.")
         dataset, _name = self.datasetIdentifier()
         with slicer.util.tryWithErrorDisplay(_("Could not read the plans."), waitCursor=True):
             columns, rows = self.logic.plansSummary(self._parameterNode.workspaceFolder, dataset)
             fillTable(self.ui.plansTable, rows, columns)
 
 
-class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
+class AutoSegPlannerLogic(StagedCasesLogicMixin, PlannerLoopLogicMixin, ScriptedLoadableModuleLogic):
     """Curation and planning without the GUI (usable from the Python console and self-tests).
 
     Long work runs in ``runner`` (one command at a time from the module); the Logic reports through
     ``onOutput(line)``, ``onExportProgress(export)``, ``onExportDone(export)`` and
-    ``onPlanningDone(command, returncode)``.
+    ``onPlanningDone(command, returncode)``. The list of cases to add is ``StagedCasesLogicMixin``'s; the
+    annotation loop's methods (``datasetCaseStatus``,
+    ``rankingModels``, ``newRankingFolder``, ``rankCases``, ``loadRanking``, ``showUncertainty``) come from
+    ``PlannerLoopLogicMixin``.
     """
 
     def __init__(self, processFactory=None):
@@ -269,11 +285,13 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self.cases = []  # autoseg ExportCase list, in the order added
         self.stagingFolder = Path(tempfile.mkdtemp(prefix="AutoSegPlanner-", dir=slicer.app.temporaryPath))
-        self.runner = ProcessRunner(onOutput=self._output, onFinished=self._finished, processFactory=processFactory)
+        self.runner = ProcessRunner(onOutput=self._output, onProgress=lambda status: self.onRankingProgress(status),
+                                    onFinished=self._finished, processFactory=processFactory)
         self.onOutput = lambda line: logging.info(line)
         self.onExportProgress = lambda export: None
         self.onExportDone = lambda export: None
         self.onPlanningDone = lambda command, returncode: None
+        self.onRankingProgress = lambda status: None  # while ``rankCases`` runs (PlannerLoopLogicMixin)
         self.export = None  # the PlannerExport (AutoSegSlicerLib.export) running, or the last one
 
     def getParameterNode(self):
@@ -294,70 +312,6 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
         path = self.workspace(workspaceFolder).raw / datasetName / "dataset.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-    @staticmethod
-    def orderVolumesByChannel(volumeNodes, channelNames):
-        """Volume nodes in channel order, matched by name; a single channel takes the single volume."""
-        from autoseg.slicer_support.models import match_channels
-
-        if len(volumeNodes) != len(channelNames):
-            raise ValueError(_("Select one volume per channel ({channels}); {count} selected.").format(
-                channels=", ".join(channelNames.values()), count=len(volumeNodes)))
-        order = match_channels(channelNames, [v.GetName() for v in volumeNodes])
-        if None in order:
-            unmatched = [channelNames[str(i)] for i, index in enumerate(order) if index is None]
-            raise ValueError(_("No selected volume matches channel(s) {names} by name. Name each volume after its "
-                               "channel (for example 'case1_T2').").format(names=", ".join(unmatched)))
-        return [volumeNodes[index] for index in order]
-
-    def addSceneCase(self, caseId, volumeNodes, segmentationNode):
-        """Write the volumes and the segmentation to the staging folder, in channel 0's frame (``casefiles``)."""
-        from autoseg.dataset.export.segmentations import ExportCase
-
-        if not caseId or any(c in caseId for c in "/\\:"):
-            raise ValueError(_("Give the case a name without / \\ or : (for example case_001)."))
-        if any(case.case_id.casefold() == caseId.casefold() for case in self.cases):  # one staging folder per case
-            raise ValueError(_("A case named {case} is already in the list.").format(case=caseId))
-        if segmentationNode is None or not volumeNodes:
-            raise ValueError(_("Select the case's volume(s) and its segmentation."))
-        folder = self.stagingFolder / caseId  # holds this case only: the export reads the folder
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        try:
-            images = writeCaseVolumes(volumeNodes, folder, caseId, ".nrrd")
-            segmentationPath = folder / f"{caseId}.seg.nrrd"
-            writeSegmentationInFrameOf(segmentationNode, volumeNodes[0], segmentationPath)
-        except Exception:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        case = ExportCase(case_id=caseId, images=images, segmentation=segmentationPath)
-        self.cases.append(case)
-        return case
-
-    def addFolderCases(self, folder):
-        from autoseg.dataset.export.segmentations import find_cases_in_folder
-
-        found = find_cases_in_folder(Path(folder))
-        known = {case.case_id for case in self.cases}
-        clashes = [case.case_id for case in found if case.case_id in known]
-        if clashes:
-            raise ValueError(_("Cases already in the list: {cases}").format(cases=", ".join(clashes)))
-        self.cases.extend(found)
-        return found
-
-    def removeCases(self, indexes):
-        """Remove the cases at these list positions; the files staged for scene cases are deleted."""
-        for index in sorted(set(indexes), reverse=True):
-            case = self.cases.pop(index)
-            if self.stagingFolder in case.segmentation.parents:
-                shutil.rmtree(case.segmentation.parent, ignore_errors=True)
-
-    @staticmethod
-    def nextCaseId(caseId):
-        """case_001 -> case_002; a name without a trailing number gets _2."""
-        stem = caseId.rstrip("0123456789")
-        digits = caseId[len(stem):]
-        return f"{stem}{int(digits) + 1:0{len(digits)}d}" if digits else f"{caseId}_2"
 
     def planExport(self, workspaceFolder, dataset, datasetName, channelNames, fileEnding):
         from autoseg.dataset.export.segmentations import plan_export
@@ -410,6 +364,8 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
         self.onOutput(line)
 
     def _finished(self, command, returncode):
+        if self.rankingFinished(command, returncode):
+            return
         export = self.export
         if export is None or command is not export.command:
             self.onPlanningDone(command, returncode)
@@ -439,7 +395,8 @@ class AutoSegPlannerLogic(ScriptedLoadableModuleLogic):
 
 
 class AutoSegPlannerTest(ScriptedLoadableModuleTest):
-    """Scene -> files -> nnUNet_raw on an oblique volume; the labelmap lands on the painted voxels."""
+    """Scene -> files -> nnUNet_raw on an oblique volume; the labelmap lands on the painted voxels. The annotation
+    loop: cases no trained fold used are new; a ranking's case is shown with its map on the image's geometry."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -447,6 +404,7 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_export_two_scene_cases()
+        self.test_new_cases_and_uncertainty_overlay()
 
     def test_export_two_scene_cases(self):
         import numpy as np
@@ -483,3 +441,55 @@ class AutoSegPlannerTest(ScriptedLoadableModuleTest):
         logic.runner.waitForCompletion(timeoutSeconds=300)
         self.assertEqual(done[-1].returncode, 1)
         self.assertIn("case0", done[-1].error)
+
+    def test_new_cases_and_uncertainty_overlay(self):
+        import json
+
+        import numpy as np
+        import SimpleITK as sitk
+
+        workspace = Path(tempfile.mkdtemp(prefix="AutoSegPlannerTest-"))
+        raw = workspace / "nnUNet_raw" / "Dataset043_Loop"
+        model = workspace / "nnUNet_results" / "Dataset043_Loop" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+        for folder in (raw / "imagesTr", raw / "labelsTr", model / "fold_0", workspace / "unlabelled"):
+            folder.mkdir(parents=True)
+        (raw / "dataset.json").write_text(json.dumps({"channel_names": {"0": "MR"}, "labels": {
+            "background": 0, "organ": 1}, "numTraining": 3, "file_ending": ".nii.gz"}))
+        (model / "dataset.json").write_text((raw / "dataset.json").read_text())
+        for case in ("a", "b", "c"):
+            (raw / "imagesTr" / f"{case}_0000.nii.gz").write_bytes(b"")
+            (raw / "labelsTr" / f"{case}.nii.gz").write_bytes(b"")
+        logic = AutoSegPlannerLogic()
+        self.assertEqual(logic.datasetCaseStatus(workspace, 43).new_cases, [])  # nothing trained yet
+        (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+        (model / "fold_0" / "debug.json").write_text(json.dumps({"training_cases": ["a"], "validation_cases": ["b"]}))
+        self.assertEqual(logic.datasetCaseStatus(workspace, "Dataset043_Loop").new_cases, ["c"])
+
+        image = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=(6, 7, 8)).astype(np.float32))
+        image.SetSpacing((0.8, 0.9, 2.5))
+        image.SetOrigin((3.0, -4.0, 5.0))
+        image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+        output = logic.newRankingFolder(workspace, model)
+        output.mkdir(parents=True)
+        sitk.WriteImage(image, str(workspace / "unlabelled" / "x_0000.nii.gz"))
+        sitk.WriteImage(sitk.Abs(image) / 4, str(output / "x_uncertainty.nii.gz"))
+        (output / "ranking.json").write_text(json.dumps({"model_folder": str(model), "input_folder": str(
+            workspace / "unlabelled"), "cases": [{"rank": 1, "case": "x", "score": 0.7, "reason": "r",
+                                                  "uncertainty_map": str(output / "x_uncertainty.nii.gz")}]}))
+        [row] = logic.loadRanking(output)
+        self.assertEqual(row.table_row(), ("1", "x", "0.700", "r"))
+        composite = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+        imageNode, mapNode = logic.showUncertainty(row)
+        self.assertEqual(composite.GetForegroundVolumeID(), mapNode.GetID())
+        self.assertAlmostEqual(composite.GetForegroundOpacity(), 0.5)
+        self.assertEqual(imageNode.GetImageData().GetDimensions(), mapNode.GetImageData().GetDimensions())
+        self.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(_ijkToRas(imageNode)),
+                                    slicer.util.arrayFromVTKMatrix(_ijkToRas(mapNode)), atol=1e-6))
+
+
+def _ijkToRas(volumeNode):
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    volumeNode.GetIJKToRASMatrix(matrix)
+    return matrix

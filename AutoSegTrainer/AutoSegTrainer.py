@@ -3,14 +3,16 @@
 Each run is ``autoseg train DATASET CONFIG FOLD`` in a ``PythonSlicer`` process; the module follows the
 run's ``progress.jsonl`` (``autoseg.slicer_support.training_monitor``) into a plot and a progress bar
 with ETA, keeps a queue of runs, and runs ``autoseg find_best_configuration`` when the queue is done.
+Runs can train to a time budget (``--time_budget``), update a trained fold with the cases added since
+(``--update``), and be asked to finish now: end after the current epoch with a validated checkpoint.
 """
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -31,6 +33,7 @@ from AutoSegSlicerLib import (
     setUpDependencyPanel,
     showUnsupportedSlicer,
 )
+from AutoSegSlicerLib.trainingplot import TrainingPlotLogicMixin
 
 CONFIGURATION_CHECKBOXES = {
     "2d": "train2d",
@@ -38,7 +41,6 @@ CONFIGURATION_CHECKBOXES = {
     "3d_lowres": "train3dLowres",
     "3d_cascade_fullres": "train3dCascade",
 }
-CURVE_COLUMNS = ("epoch", "train loss", "validation loss", "pseudo Dice", "EMA pseudo Dice")
 
 
 class AutoSegTrainer(ScriptedLoadableModule):
@@ -52,7 +54,8 @@ class AutoSegTrainer(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Train nnU-Net-compatible models on a planned dataset: choose configurations, folds, device and epochs; "
             "runs are queued and trained in the background with live loss and pseudo-Dice curves. When the queue is "
-            "done, the best configuration (or ensemble) and its postprocessing are chosen by cross-validation.")
+            "done, the best configuration (or ensemble) and its postprocessing are chosen by cross-validation. Runs "
+            "can train to a time budget, update a trained model with new cases, or finish now with a validated model.")
         self.parent.acknowledgementText = _(
             "AutoSeg is compatible with nnU-Net v2 (Isensee et al., Nature Methods 2021)."
         )
@@ -73,6 +76,8 @@ class AutoSegTrainerParameterNode:
     plans: str = "nnUNetPlans"
     resume: bool = False
     findBestWhenDone: bool = True
+    timeBudget: str = ""
+    updateModel: bool = False
 
 
 class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -105,6 +110,7 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         self.ui.addToQueueButton.clicked.connect(self.onAddToQueue)
         self.ui.startButton.clicked.connect(self.onStart)
         self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.finishNowButton.clicked.connect(self.onFinishNow)
         self.ui.clearQueueButton.clicked.connect(self.onClearQueue)
         self.ui.findBestButton.clicked.connect(self.onFindBest)
         self.initializeParameterNode()
@@ -118,6 +124,7 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         running = self.logic.runner.isRunning
         self.ui.startButton.enabled = not running and self.logic.queue.next_pending() is not None
         self.ui.cancelButton.enabled = running
+        self.ui.finishNowButton.enabled = running and self.logic.currentRun is not None  # a training, not find_best
         self.ui.findBestButton.enabled = not running and bool(self.ui.datasetComboBox.currentText)
 
     def refreshDatasets(self):
@@ -142,9 +149,11 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Could not start training."), waitCursor=True):
             self.logic.setDataset(p.workspaceFolder, self.ui.datasetComboBox.currentText)
-            self.logic.startQueue(device=p.device, epochs=p.epochs, iterationsPerEpoch=p.iterationsPerEpoch,
-                                  trainer=p.trainer.strip(), plans=p.plans.strip(), resume=p.resume,
-                                  findBestWhenDone=p.findBestWhenDone)
+            # an update trains a quarter of the model's epochs unless told otherwise; a budget sizes the epochs
+            self.logic.startQueue(device=p.device, epochs=None if p.updateModel else p.epochs,
+                                  iterationsPerEpoch=p.iterationsPerEpoch, trainer=p.trainer.strip(),
+                                  plans=p.plans.strip(), resume=p.resume, findBestWhenDone=p.findBestWhenDone,
+                                  timeBudget=p.timeBudget.strip() or None, update=p.updateModel)
             self.showCurves()
         self.updateButtons()
 
@@ -157,6 +166,12 @@ class AutoSegTrainerWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidge
 
     def onCancel(self):
         self.logic.cancel()
+        self.updateButtons()
+
+    def onFinishNow(self):
+        with slicer.util.tryWithErrorDisplay(_("Could not ask the training to finish."), waitCursor=True):
+            self.logic.finishNow()
+            self.ui.statusLabel.text = _("Finishing after the current epoch, then the final validation...")
         self.updateButtons()
 
     def onClearQueue(self):
@@ -196,9 +211,11 @@ class TrainingOptions:
     plans: str = "nnUNetPlans"
     resume: bool = False
     findBestWhenDone: bool = True
+    timeBudget: Optional[str] = None  # per run, e.g. "45m" (``--time_budget``); None: train for the epochs
+    update: bool = False  # ``--update``: fine-tune each fold's trained model with the cases added since
 
 
-class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
+class AutoSegTrainerLogic(TrainingPlotLogicMixin, ScriptedLoadableModuleLogic):
     """Queue of training runs in background processes; usable from the Python console without the GUI."""
 
     def __init__(self, processFactory=None):
@@ -207,12 +224,8 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
 
         ScriptedLoadableModuleLogic.__init__(self)
         self.queue = RunQueue()
-        self.runner = ProcessRunner(
-            onOutput=lambda line: self.onOutput(line),
-            onProgress=self._progress,
-            onFinished=self._finished,
-            processFactory=processFactory,
-        )
+        self.runner = ProcessRunner(onOutput=lambda line: self.onOutput(line), onProgress=self._progress,
+                                    onFinished=self._finished, processFactory=processFactory)
         self.onOutput = print
         self.onProgress = lambda status: None
         self.onQueueChanged = lambda: None
@@ -221,9 +234,10 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.dataset = None
         self.runOptions = TrainingOptions()
         self.currentRun = None
+        self.currentCommand = None
         self.monitor = None
-        self.tableNode = None
-        self.chartNode = None
+        self.finishRequests = []  # finish-now files written for the current run
+        self.finishRequested = False  # Finish now was pressed since the queue started
 
     def getParameterNode(self):
         return AutoSegTrainerParameterNode(super().getParameterNode())
@@ -269,18 +283,27 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.onQueueChanged()
 
     def startQueue(self, device="auto", epochs=None, iterationsPerEpoch=None, trainer="nnUNetTrainer",
-                   plans="nnUNetPlans", resume=False, findBestWhenDone=True):
-        """Train every pending run of ``queue`` one after another."""
+                   plans="nnUNetPlans", resume=False, findBestWhenDone=True, timeBudget=None, update=False):
+        """Train every pending run of ``queue`` one after another.
+
+        ``timeBudget`` (each run's, e.g. ``"45m"``, ``"1h30m"``, ``"600s"``, plain minutes) sizes the epochs so
+        that training and validation end within it (``epochs`` is then not used); ``update`` fine-tunes each fold's
+        trained model with the cases added since (``epochs``: the update's; None: a quarter of the model's).
+        """
+        from autoseg.slicer_support.commands import parse_time_budget
+
         if self.queue.next_pending() is None:
             raise ValueError(_("The queue has no pending run: add configurations and folds first."))
+        parse_time_budget(timeBudget)  # a clear message before anything starts (train_command checks the rest)
         self.runOptions = TrainingOptions(device=device, epochs=epochs, iterationsPerEpoch=iterationsPerEpoch,
                                           trainer=trainer, plans=plans, resume=resume,
-                                          findBestWhenDone=findBestWhenDone)
+                                          findBestWhenDone=findBestWhenDone, timeBudget=timeBudget, update=update)
+        self.finishRequested = False
         self._ensurePlot()
         self._startNextRun()
 
     def _startNextRun(self):
-        from autoseg.slicer_support.commands import train_command
+        from autoseg.slicer_support.commands import parse_time_budget, train_command
         from autoseg.slicer_support.training_monitor import TrainingMonitor
 
         run = self.queue.next_pending()
@@ -290,9 +313,12 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         command = train_command(self.workspaceFolders, self.dataset, run.configuration, run.fold,
                                 trainer=options.trainer, plans=options.plans, device=options.device,
                                 epochs=options.epochs, resume=options.resume, save_npz=True,
-                                iterations_per_epoch=options.iterationsPerEpoch)
-        self.currentRun = run
-        self.monitor = TrainingMonitor(command.progress_file)
+                                iterations_per_epoch=options.iterationsPerEpoch, time_budget=options.timeBudget,
+                                update=options.update)
+        self.currentRun, self.currentCommand, self.finishRequests = run, command, []
+        # an update's fold file still holds the trained model's run until the update archives it: skip that
+        self.monitor = TrainingMonitor(command.progress_file, time_budget_s=parse_time_budget(options.timeBudget),
+                                       ignore_before=time.time() if options.update else None)
         self.queue.mark(run, "running", command.description)
         self.onQueueChanged()
         self.runner.start(command, self.monitor)
@@ -304,6 +330,26 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.currentRun = None
         self.monitor = None
         self.runner.start(find_best_command(self.workspaceFolders, self.dataset, configurations, folds, trainer, plans))
+
+    def finishNow(self):
+        """End the training that runs now after its current epoch, with its final checkpoint and validation.
+
+        Writes ``finish_now`` into the run's fold folder (the trainer reads it after each epoch; it is taken back
+        if the run ends without reading it). The runs still pending are not started: they are marked cancelled
+        ("not started: Finish now"), and find_best_configuration does not follow. Returns the files written.
+        """
+        from autoseg.slicer_support.training_control import progress_fold_folder, request_finish
+
+        if self.currentRun is None or not self.runner.isRunning:
+            raise ValueError(_("No training is running."))
+        path = request_finish(progress_fold_folder(self.currentCommand.progress_file))
+        self.finishRequests.append(path)
+        self.finishRequested = True
+        self.queue.cancel_pending(_("not started: Finish now"))
+        self.onOutput(_("Finish now: {run} ends after its current epoch ({path}).").format(
+            run=self.currentCommand.description, path=path))
+        self.onQueueChanged()
+        return [path]
 
     def cancel(self):
         self.queue.cancel_pending(_("cancelled"))
@@ -319,12 +365,24 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
             if returncode == 0:
                 self.onFindBestDone(*self.bestConfigurationTable())
             return
+        from autoseg.slicer_support.training_control import withdraw_finish_request
+
         run, self.currentRun = self.currentRun, None
+        finishedEarly = False
+        for path in self.finishRequests:  # not read: it would end the next training of this fold at once
+            if withdraw_finish_request(path):
+                self.onOutput(_("Removed {path}: the run ended without reading it.").format(path=path))
+            else:
+                finishedEarly = True
+        self.finishRequests = []
         if self.monitor is not None:
             self.monitor.poll()
             self._updateCurves()
+            if self.monitor.status.update is not None:
+                self.onOutput(f"{run.configuration} fold {run.fold}: {self.monitor.status.update.text()}")
         if returncode == 0:
-            self.queue.mark(run, "done", self.monitor.status.message)
+            early = _(" (finished early: Finish now)") if finishedEarly else ""
+            self.queue.mark(run, "done", self.monitor.status.message + early)
         else:
             self.queue.mark(
                 run, "cancelled" if returncode == -1 else "failed", _("exit code {code}").format(code=returncode)
@@ -332,40 +390,11 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
         self.onQueueChanged()
         if returncode != 0:
             return
-        if not self._startNextRun() and self.runOptions.findBestWhenDone and self.queue.all_done():
+        findBest = self.runOptions.findBestWhenDone and not self.finishRequested  # finish now: stop there
+        if not self._startNextRun() and findBest and self.queue.all_done():
             done = [r for r in self.queue.runs if r.state == "done"]
             self.startFindBest(sorted({r.configuration for r in done}), sorted({str(r.fold) for r in done}),
                                self.runOptions.trainer, self.runOptions.plans)
-
-    def _ensurePlot(self):
-        if self.tableNode is None or slicer.mrmlScene.GetNodeByID(self.tableNode.GetID()) is None:
-            self.tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "AutoSeg training curves")
-            self.chartNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", "AutoSeg training")
-            self.chartNode.SetXAxisTitle("epoch")
-            self.chartNode.SetYAxisTitle("loss / Dice")
-            self._updateCurves(force=True)
-            for column in CURVE_COLUMNS[1:]:
-                series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", column)
-                series.SetAndObserveTableNodeID(self.tableNode.GetID())
-                series.SetXColumnName(CURVE_COLUMNS[0])
-                series.SetYColumnName(column)
-                series.SetPlotType(series.PlotTypeScatter)
-                series.SetMarkerStyle(series.MarkerStyleNone)
-                self.chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
-        if self.monitor:
-            self.chartNode.SetTitle(self.monitor.status.message.split(",")[0] if self.monitor.status.message else "")
-
-    def _updateCurves(self, force=False):
-        curves = self.monitor.curves if self.monitor else None
-        if self.tableNode is None or (curves is None and not force):
-            return
-        columns = (
-            [curves.epochs, curves.train_loss, curves.val_loss, curves.pseudo_dice, curves.ema_dice]
-            if curves
-            else [[]] * 5
-        )
-        array = np.array([[np.nan if v is None else float(v) for v in column] for column in columns], dtype=float).T
-        slicer.util.updateTableFromArray(self.tableNode, array.reshape(-1, len(CURVE_COLUMNS)), list(CURVE_COLUMNS))
 
     def bestConfigurationTable(self):
         """(columns, rows, summary line) from find_best_configuration's inference_information.json."""
@@ -388,7 +417,25 @@ class AutoSegTrainerLogic(ScriptedLoadableModuleLogic):
 
 
 class AutoSegTrainerTest(ScriptedLoadableModuleTest):
-    """The queue, curves and progress with an injected process that replays a training's progress stream."""
+    """The queue, curves, progress, Finish now and an update's result, with an injected process that replays a
+    training's progress stream (N epochs, fewer when asked to finish, then the end; an update's last event)."""
+
+    REPLAY = (
+        "import pathlib, sys, time; from autoseg.utils.progress_stream import ProgressStream\n"
+        "s, n = ProgressStream(sys.argv[1]), int(sys.argv[2])\n"
+        "finish = pathlib.Path(sys.argv[1]).parent / 'finish_now'\n"
+        "s.emit('start', epoch=0, num_epochs=n, iterations_per_epoch=2, val_iterations=1)\n"
+        "for e in range(n):\n"
+        "    s.emit('epoch', epoch=e, num_epochs=n, train_loss=1.0 - e / 3, val_loss=1.1 - e / 3, "
+        "pseudo_dice=[0.2 * e], mean_fg_dice=0.2 * e, ema_fg_dice=0.1 * e, lr=0.01, epoch_time=0.1, "
+        "eta_seconds=0.1 * (n - 1 - e))\n"
+        "    if finish.exists():\n"
+        "        finish.unlink(); break\n"
+        "    time.sleep(0.2)\n"
+        "s.emit('end', mean_validation_dice=0.5)\n"
+        "if '--update' in sys.argv:\n"
+        "    s.emit('update', from_version=1, to_version=2, dice_before=0.4, dice_after=0.5)\n"
+    )
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -396,36 +443,31 @@ class AutoSegTrainerTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_queue_and_curves_with_injected_process()
+        self.test_finish_now_time_budget_and_update()
 
-    def test_queue_and_curves_with_injected_process(self):
+    def _logic(self, commands):
         import sys
         import tempfile
 
         from autoseg.slicer_support.background_process import BackgroundProcess
 
+        def replayTraining(command):
+            commands.append(command)
+            epochs = command.args[command.args.index("--epochs") + 1] if "--epochs" in command.args else "1000"
+            return BackgroundProcess([sys.executable, "-c", self.REPLAY, str(command.progress_file), epochs,
+                                      *command.args])
+
         workspace = Path(tempfile.mkdtemp(prefix="AutoSegTrainerTest-"))
         (workspace / "nnUNet_preprocessed" / "Dataset007_Fake").mkdir(parents=True)
         (workspace / "nnUNet_preprocessed" / "Dataset007_Fake" / "nnUNetPlans.json").write_text("{}")
-
-        def replayTraining(command):  # writes what `autoseg train` writes, 3 epochs, then exits 0
-            script = (
-                "import sys, time\n"
-                "from autoseg.utils.progress_stream import ProgressStream\n"
-                "s = ProgressStream(sys.argv[1])\n"
-                "s.emit('start', epoch=0, num_epochs=3, iterations_per_epoch=2, val_iterations=1)\n"
-                "for e in range(3):\n"
-                "    s.emit('epoch', epoch=e, num_epochs=3, train_loss=1.0 - e / 3, val_loss=1.1 - e / 3, "
-                "pseudo_dice=[0.2 * e], mean_fg_dice=0.2 * e, ema_fg_dice=0.1 * e, lr=0.01, epoch_time=0.1, "
-                "eta_seconds=0.1 * (2 - e))\n"
-                "    time.sleep(0.2)\n"
-                "s.emit('end', mean_validation_dice=0.5)\n"
-            )
-            return BackgroundProcess([sys.executable, "-c", script, str(command.progress_file)])
-
         logic = AutoSegTrainerLogic(processFactory=replayTraining)
         self.assertEqual(logic.plannedDatasets(workspace), ["Dataset007_Fake"])
         logic.setDataset(workspace, "Dataset007_Fake")
         logic.addRuns(["3d_fullres"], logic.parseFolds("0, 1"))
+        return logic
+
+    def test_queue_and_curves_with_injected_process(self):
+        logic = self._logic([])
         logic.startQueue(device="cpu", epochs=3, iterationsPerEpoch=2, findBestWhenDone=False)
         logic.runner.waitForCompletion(timeoutSeconds=120)
         self.assertEqual([run.state for run in logic.queue.runs], ["done", "done"])
@@ -434,3 +476,23 @@ class AutoSegTrainerTest(ScriptedLoadableModuleTest):
         self.assertAlmostEqual(float(slicer.util.arrayFromTableColumn(logic.tableNode, "pseudo Dice")[2]), 0.4)
         self.assertEqual(logic.monitor.status.state, "finished")
         self.assertRaises(ValueError, logic.parseFolds, "zero")
+
+    def test_finish_now_time_budget_and_update(self):
+        commands = []
+        logic = self._logic(commands)
+        self.assertRaisesRegex(Exception, "45m, 1h30m", logic.startQueue, timeBudget="soon")
+        self.assertEqual(commands, [])  # refused before anything started
+        logic.startQueue(device="cpu", timeBudget="10m", update=True, findBestWhenDone=True)
+        args = commands[0].args
+        self.assertEqual(args[args.index("--time_budget") + 1], "10m")
+        self.assertIn("--update", args)
+        self.assertNotIn("--epochs", args)
+        written = logic.finishNow()  # the run ends after its epoch, fold 1 is not started, no find_best
+        self.assertEqual(written, [commands[0].progress_file.parent / "finish_now"])
+        logic.runner.waitForCompletion(timeoutSeconds=120)
+        self.assertEqual([run.state for run in logic.queue.runs], ["done", "cancelled"])
+        self.assertEqual(len(commands), 1)
+        self.assertFalse(written[0].exists())
+        self.assertEqual(logic.monitor.status.update.to_version, 2)
+        self.assertIn("0.4000 \u2192 0.5000", logic.queue.runs[0].message)
+        self.assertIn("Finish now", logic.queue.runs[0].message)

@@ -106,7 +106,7 @@ def _settings(args: argparse.Namespace):
 def _update_and_budget(args: argparse.Namespace) -> dict:
     """The TrainingJob fields of --update, --update_lr and --time_budget."""
     from autoseg.errors import AutoSegError
-    from autoseg.training.time_budget import parse_duration
+    from autoseg.training.run_control import parse_duration
 
     if args.update_lr is not None and not args.update:
         raise AutoSegError("--update_lr only applies with --update.")

@@ -27,14 +27,18 @@ from autoseg.inference.predict_folder import FolderProgress, InputCase, find_inp
 from autoseg.inference.predictor import PredictionSettings, Predictor
 from autoseg.ranking.map_writer import check_float_maps_supported, write_float_map
 from autoseg.ranking.members import MemberPlan, member_probabilities, plan_members
-from autoseg.ranking.report import RankedCase, order_by_score, refuse_existing_ranking, write_ranking
+from autoseg.ranking.report import (
+    UNCERTAINTY_SUFFIX,
+    RankedCase,
+    order_by_score,
+    refuse_existing_ranking,
+    write_ranking,
+)
 from autoseg.ranking.scores import combined_score, explain
 from autoseg.ranking.uncertainty import CaseUncertainty, EnsembleAccumulator
 from autoseg.typing import Fold, ProgressCallback
 
 logger = logging.getLogger(__name__)
-
-UNCERTAINTY_SUFFIX = "_uncertainty"
 
 
 def score_case(predictor: Predictor, plan: MemberPlan, data: np.ndarray, properties: dict[str, Any],

@@ -25,6 +25,8 @@ from autoseg.utils.files import save_json, write_atomic
 
 RANKING_JSON = "ranking.json"
 RANKING_CSV = "ranking.csv"
+#: a case's uncertainty map is `<case>_uncertainty<file_ending>`
+UNCERTAINTY_SUFFIX = "_uncertainty"
 COLUMNS = ("rank", "case", "score", "fold_disagreement", "mean_entropy", "predicted_foreground_voxels", "reason",
            "uncertainty_map")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from autoseg.errors import AutoSegError
 from autoseg.paths import ModelFolderName, Workspace
+from autoseg.slicer_support.training_monitor import format_duration
 from autoseg.training.settings import TrainingSettings
 from autoseg.utils.progress_stream import STREAM_NAME
 
@@ -111,27 +112,82 @@ def plan_and_preprocess_command(ws: Workspace, dataset_id: int | str, configurat
     return _command(ws, args, f"Planning and preprocessing {name}")
 
 
+def preprocess_command(ws: Workspace, dataset: str | int, configurations: Sequence[str],
+                       plans_name: str = "nnUNetPlans", num_processes: int | None = None) -> AutoSegCommand:
+    """``autoseg preprocess -d ID -c CONFIGS -plans_name P``: with the existing plans (never re-planned), only the
+    cases that are new or changed since the last preprocessing (what an update of the model needs)."""
+    if not configurations:
+        raise AutoSegError("No configuration to preprocess: plan and preprocess the dataset first.")
+    _positive(num_processes, "The number of processes")
+    name = ws.dataset_name(dataset)
+    args = ["preprocess", "-d", name, "-c", *configurations, "-plans_name", plans_name]
+    if num_processes is not None:
+        args += ["-np", str(num_processes)]
+    return _command(ws, args, f"Preprocessing the new cases of {name} ({', '.join(configurations)})")
+
+
+def parse_time_budget(text: str | None) -> float | None:
+    """Seconds of a training time budget (``45m``, ``1h30m``, ``600s``, plain minutes); None for empty text.
+
+    The trainer's own parser (torch-free ``autoseg.training.run_control.parse_duration``), with a message for
+    the modules' "Time budget" field.
+    """
+    if text is None or not str(text).strip():
+        return None
+    from autoseg.training.run_control import parse_duration
+
+    try:
+        return parse_duration(str(text))
+    except AutoSegError:
+        raise AutoSegError(f"Time budget {str(text).strip()!r}: give a duration such as 45m, 1h30m, 600s or a number "
+                           f"of minutes (90), or leave it empty to train for the number of epochs.") from None
+
+
+def _check_update(resume: bool, update: bool, update_lr: float | None) -> None:
+    if update and resume:
+        raise AutoSegError("Updating the model and continuing from a checkpoint cannot be combined: an update starts "
+                           "from the fold's trained model and continues an interrupted update by itself.")
+    if update_lr is not None and not update:
+        raise AutoSegError("The update learning rate only applies when updating the model with new cases.")
+    _positive(update_lr, "The update learning rate")
+
+
 def train_command(ws: Workspace, dataset: str | int, configuration: str, fold: str | int,
                   trainer: str = "nnUNetTrainer", plans: str = "nnUNetPlans", device: str = "auto",
                   epochs: int | None = None, resume: bool = False, save_npz: bool = True,
-                  iterations_per_epoch: int | None = None) -> AutoSegCommand:
-    """``autoseg train DATASET CONFIG FOLD``; its progress file is the fold folder's ``progress.jsonl``."""
+                  iterations_per_epoch: int | None = None, time_budget: str | None = None, update: bool = False,
+                  update_lr: float | None = None) -> AutoSegCommand:
+    """``autoseg train DATASET CONFIG FOLD``; its progress file is the fold folder's ``progress.jsonl``.
+
+    ``time_budget`` (``--time_budget``, e.g. ``45m``) sizes the epochs to end training and validation within it:
+    ``epochs`` is then not passed. ``update`` (``--update``) fine-tunes the fold's trained model with the cases
+    added since; ``epochs`` is then the update's number of epochs (default: a quarter of the model's).
+    """
     TrainingSettings().with_options(epochs, iterations_per_epoch)  # the checks the trainer would make
+    budget = parse_time_budget(time_budget)
+    _check_update(resume, update, update_lr)
     name = ws.dataset_name(dataset)
     fold_text = _fold_text(fold)
     args = ["train", name, configuration, fold_text, "-tr", trainer, "-p", plans, "-device", device]
-    if epochs is not None:
+    if epochs is not None and budget is None:
         args += ["--epochs", str(epochs)]
     if iterations_per_epoch is not None:
         args += ["--iterations_per_epoch", str(iterations_per_epoch)]
+    if budget is not None:
+        args += ["--time_budget", str(time_budget).strip()]
+    if update:
+        args.append("--update")
+    if update_lr is not None:
+        args += ["--update_lr", f"{update_lr:g}"]
     if resume:
         args.append("--c")
     if save_npz:
         args.append("--npz")
     args.append("--no_pbar")  # progress comes from progress.jsonl; bars would flood the log
     progress = ws.results / name / model_folder_name(trainer, plans, configuration) / f"fold_{fold_text}"
-    action = "Resuming" if resume else "Training"
-    return _command(ws, args, f"{action} {configuration} fold {fold_text} of {name}", progress / STREAM_NAME)
+    action = "Updating" if update else "Resuming" if resume else "Training"
+    within = f" within {format_duration(budget)}" if budget is not None else ""
+    return _command(ws, args, f"{action} {configuration} fold {fold_text} of {name}{within}", progress / STREAM_NAME)
 
 
 def find_best_command(ws: Workspace, dataset: str | int, configurations: Sequence[str], folds: Sequence[int | str],
@@ -175,6 +231,31 @@ def predict_command(ws_or_none: Workspace | None, input_folder: PathLike, output
     which = f"folds {', '.join(fold_texts)}" if fold_texts else "all folds"
     description = f"Predicting with {model.parent.name} {model.name.split('__')[-1]} ({which})"
     return _command(ws_or_none, args, description, Path(progress_file) if progress_file is not None else None)
+
+
+def rank_cases_command(ws_or_none: Workspace | None, input_folder: PathLike, output_folder: PathLike,
+                       model_folder: PathLike, folds: Sequence[int | str] | None = None, device: str = "auto",
+                       tta: bool = True, save_maps: bool = True,
+                       checkpoint: str = "checkpoint_final.pth") -> AutoSegCommand:
+    """``autoseg rank_cases -i IN -o OUT -m MODEL_FOLDER ...``: unlabelled cases, most uncertain first.
+
+    ``output_folder`` must be new (rank_cases never writes into a folder holding a ranking); with ``save_maps`` each
+    case's uncertainty map is written when the case is done (see ``rankings.RankingMonitor``).
+    """
+    model = Path(model_folder)
+    args = ["rank_cases", "-i", str(input_folder), "-o", str(output_folder), "-m", str(model), "-device", device,
+            "-chk", checkpoint]
+    fold_texts = [_fold_text(f) for f in folds] if folds else []
+    if fold_texts:
+        args += ["-f", *fold_texts]
+    if not tta:
+        args.append("--disable_tta")
+    if save_maps:
+        args.append("--save_maps")
+    args.append("--no_pbar")
+    which = f"folds {', '.join(fold_texts)}" if fold_texts else "all folds"
+    description = f"Ranking the cases of {input_folder} with {model.parent.name} {model.name.split('__')[-1]} ({which})"
+    return _command(ws_or_none, args, description)
 
 
 def apply_postprocessing_command(input_folder: PathLike, output_folder: PathLike, pp_file: PathLike,

@@ -1,9 +1,9 @@
 """The segments a model's output becomes in Slicer: value, name, colour and terminology per label.
 
-Plain label models: one segment per label other than background and ``ignore``, with the label's value. Region-based models
-(nnU-Net's ``labels`` with lists, e.g. BraTS ``"whole tumor": [1, 2, 3]``): the exported label map
-holds ``regions_class_order[i]`` where region ``i`` is the innermost one predicted, so that value is
-named after region ``i``.
+Plain label models: one segment per label other than background and ``ignore``, with the label's value.
+Region-based models (nnU-Net's ``labels`` with lists, e.g. BraTS ``"whole tumor": [1, 2, 3]``): the exported
+label map holds ``regions_class_order[i]`` where region ``i`` is the innermost one predicted, so that value
+is named after region ``i``.
 """
 
 from __future__ import annotations

@@ -3,15 +3,22 @@
 The trainer writes ``start`` (epoch, num_epochs, iterations_per_epoch, ...), ``iteration`` (epoch,
 iteration, loss; throttled), ``epoch`` (epoch, train_loss, val_loss, mean_fg_dice, ema_fg_dice, lr,
 eta_seconds, ...), then the final ``validation`` (case, done, total) and ``end`` (mean_validation_dice);
-``error`` (message, epoch) when it fails. Epoch numbers are 0-based in the file, as in nnU-Net's logs;
-``TrainingStatus.epoch`` is 1-based for display. A resumed run (``--c``) appends a new ``start`` whose
-epoch is the checkpoint's: curve points from that epoch on are dropped and re-filled.
+``error`` (message, epoch) when it fails. An update (``--update``) ends with ``update`` (from_version,
+to_version, dice_before, dice_after: the mean validation Dice of the old and the new model on the same
+cases), shown in the status message. With a time budget (``--time_budget``) the trainer re-sizes the
+epochs to end training and validation within it: the ETA and the progress follow the budget's clock.
+Epoch numbers are 0-based in the file, as in nnU-Net's logs; ``TrainingStatus.epoch`` is 1-based for
+display. A resumed run (``--c``) appends a new ``start`` whose epoch is the checkpoint's: curve points
+from that epoch on are dropped and re-filled.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autoseg.slicer_support.event_follower import FollowingMonitor
@@ -73,6 +80,24 @@ class TrainingCurves:
             del series[keep:]
 
 
+@dataclass(frozen=True)
+class UpdateResult:
+    """The ``update`` event of ``train --update``: the model version it made and the Dice before and after."""
+
+    from_version: int
+    to_version: int
+    dice_before: float | None
+    dice_after: float | None
+
+    def text(self) -> str:
+        """``updated version 1 → 2, mean validation Dice 0.7812 → 0.8104``."""
+        def dice(value: float | None) -> str:
+            return "?" if value is None else f"{value:.4f}"
+
+        return (f"updated version {self.from_version} \u2192 {self.to_version}, mean validation Dice "
+                f"{dice(self.dice_before)} \u2192 {dice(self.dice_after)}")
+
+
 @dataclass
 class TrainingStatus:
     state: str = "waiting"  # waiting, running, validating, finished, failed
@@ -84,6 +109,8 @@ class TrainingStatus:
     eta_seconds: float | None = None
     message: str = "Waiting for the training to start."
     mean_validation_dice: float | None = None
+    update: UpdateResult | None = None  # set by an update's last event
+    time_budget_s: float | None = None
 
 
 def _mean_dice(event: dict[str, Any]) -> float | None:
@@ -95,11 +122,25 @@ def _mean_dice(event: dict[str, Any]) -> float | None:
 
 
 class TrainingMonitor(FollowingMonitor):
-    """Polls one fold's ``progress.jsonl``; :attr:`curves` and :attr:`status` follow the training."""
+    """Polls one fold's ``progress.jsonl``; :attr:`curves` and :attr:`status` follow the training.
+
+    ``time_budget_s``: the run's ``--time_budget`` (its clock starts when the monitor is made, as the run starts;
+    without it, the budget a ``start`` event names is used from that event on).
+    ``ignore_before``: events written before this time belong to an earlier run of the fold and are skipped (an
+    update follows the fold's file, which still holds the trained model's run until the update archives it).
+    """
+
+    def __init__(self, progress_file: str | Path, clock: Callable[[], float] = time.time,
+                 time_budget_s: float | None = None, ignore_before: float | None = None) -> None:
+        self.time_budget_s = time_budget_s
+        self._budget_given = time_budget_s is not None
+        self.ignore_before = ignore_before
+        self._budget_start = clock()
+        super().__init__(progress_file, clock)
 
     def _reset(self) -> None:
         self.curves = TrainingCurves()
-        self.status = TrainingStatus()
+        self.status = TrainingStatus(time_budget_s=self.time_budget_s)
         self._completed_epochs = 0
         self._last_loss: float | None = None
         self._last_dice: float | None = None
@@ -111,6 +152,9 @@ class TrainingMonitor(FollowingMonitor):
 
     # -- events ---------------------------------------------------------------------------------------
     def _apply(self, event: dict[str, Any]) -> None:
+        when = _number(event.get("time"))
+        if self.ignore_before is not None and when is not None and when < self.ignore_before:
+            return
         handler = getattr(self, f"_on_{event.get('type')}", None)
         if handler is not None:
             handler(event)
@@ -127,6 +171,10 @@ class TrainingMonitor(FollowingMonitor):
         status.iterations_per_epoch = event.get("iterations_per_epoch", status.iterations_per_epoch)
         status.iteration = 0
         status.mean_validation_dice = None
+        status.update = None
+        if not self._budget_given:  # the budget the run names, its clock from its start
+            self.time_budget_s = status.time_budget_s = _number(event.get("time_budget_s"))
+            self._budget_start = self._event_time(event)
         self.curves.truncate(epoch)
         self._completed_epochs = epoch
         self._trainer_eta = None
@@ -168,6 +216,10 @@ class TrainingMonitor(FollowingMonitor):
         self.status.state = "finished"
         self.status.mean_validation_dice = _number(event.get("mean_validation_dice"))
 
+    def _on_update(self, event: dict[str, Any]) -> None:
+        self.status.update = UpdateResult(int(event.get("from_version") or 0), int(event.get("to_version") or 0),
+                                          _number(event.get("dice_before")), _number(event.get("dice_after")))
+
     def _on_error(self, event: dict[str, Any]) -> None:
         self.status.state = "failed"
         self._error = str(event.get("message") or "unknown error")
@@ -191,6 +243,8 @@ class TrainingMonitor(FollowingMonitor):
         if state == "validating" or (state == "failed" and self._validation is not None):
             done, total = self._validation or (0, 0)
             return 1.0 - VALIDATION_SHARE + VALIDATION_SHARE * (done / total if total else 0.0)
+        if self.time_budget_s and state == "running":  # the epochs are re-sized: the clock is steadier
+            return min(1.0 - VALIDATION_SHARE, (self._clock() - self._budget_start) / self.time_budget_s)
         return (1.0 - VALIDATION_SHARE) * self._training_fraction()
 
     def _eta(self) -> float | None:
@@ -202,6 +256,8 @@ class TrainingMonitor(FollowingMonitor):
             return elapsed / done * (total - done) if done and elapsed > 0 else None
         if state != "running":
             return 0.0 if state == "finished" else None
+        if self.time_budget_s:  # training and the final validation end within the budget
+            return max(0.0, self._budget_start + self.time_budget_s - now)
         if self._trainer_eta is not None:
             eta, at = self._trainer_eta
             return max(0.0, eta - (now - at))
@@ -233,7 +289,10 @@ class TrainingMonitor(FollowingMonitor):
             return f"Failed at epoch {status.epoch}: {self._error}" if status.epoch else f"Failed: {self._error}"
         if status.state == "finished":
             dice = status.mean_validation_dice
-            return "Finished" + (f": mean validation Dice {dice:.4f}" if dice is not None else ".")
+            text = "Finished" + (f": mean validation Dice {dice:.4f}" if dice is not None else "")
+            if status.update is not None:
+                return f"{text}; {status.update.text()}"
+            return text if dice is not None else text + "."
         eta = format_duration(status.eta_seconds)
         if status.state == "validating":
             done, total = self._validation or (0, 0)
@@ -244,5 +303,6 @@ class TrainingMonitor(FollowingMonitor):
         if self._last_dice is not None:
             parts.append(f"pseudo Dice {self._last_dice:.3f}")
         if eta:
-            parts.append(f"ETA {eta}")
+            budget = f" (time budget {format_duration(self.time_budget_s)})" if self.time_budget_s else ""
+            parts.append(f"ETA {eta}{budget}")
         return ", ".join(parts)

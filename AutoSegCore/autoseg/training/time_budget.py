@@ -7,52 +7,24 @@ end (a complete schedule, not a truncated one). The estimate of the validation c
 of the fold's validation cases, times the mirrored copies, times the forward time of one patch measured on
 the epoch's validation batches.
 
-A file named :data:`FINISH_FILE` in the fold folder (``touch fold_0/finish_now``; the Slicer Trainer's
-"Finish now" writes it) ends the training after the current epoch with a final checkpoint and the final
-validation, as a normal end does.
+The duration parser and the "finish now" request live in :mod:`autoseg.training.run_control` (no torch:
+the Slicer modules use them).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from autoseg.errors import AutoSegError
 from autoseg.inference.sliding_window import compute_steps
 from autoseg.preprocessing import storage
 
-FINISH_FILE = "finish_now"
 #: time not spent in epochs or validation windows: checkpoints, plots, export of the validation cases
 VALIDATION_OVERHEAD = 1.15
-_DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m(?:in)?)?\s*"
-                       r"(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of ``45m``, ``1h30m``, ``90s``, ``2h`` or a plain number of minutes (``45``)."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value) * 60
-    else:
-        match = _DURATION.match(value)
-        if not match or not any(match.groupdict().values()):
-            raise AutoSegError(f"--time_budget {text!r}: give a duration such as 45m, 1h30m, 90s or 2h.")
-        parts = {k: float(v) for k, v in match.groupdict().items() if v}
-        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
-    if seconds <= 0:
-        raise AutoSegError(f"--time_budget {text!r} must be longer than zero.")
-    return seconds
-
-
-def finish_requested(fold_folder: Path) -> Path | None:
-    """The finish-now file when someone asked the run in ``fold_folder`` to end after this epoch."""
-    path = fold_folder / FINISH_FILE
-    return path if path.exists() else None
 
 
 def validation_windows(data_folder: Path, identifiers: Sequence[str], patch_size: Sequence[int],

@@ -42,10 +42,11 @@ from autoseg.training.precision import choose_precision
 from autoseg.training.preprocessed_dataset import PreprocessedDataset
 from autoseg.training.pretrained import load_pretrained_weights
 from autoseg.training.progress_plot import plot_progress
+from autoseg.training.run_control import finish_requested
 from autoseg.training.run_log import RunLog
 from autoseg.training.schedule import build_optimizer, poly_lr, set_learning_rate
 from autoseg.training.settings import mirror_axes_for
-from autoseg.training.time_budget import TimeBudget, finish_requested
+from autoseg.training.time_budget import TimeBudget
 from autoseg.training.training_log import TrainingLog, pseudo_dice
 from autoseg.training.update import UPDATE_KEY
 from autoseg.utils.parallel import available_cpus

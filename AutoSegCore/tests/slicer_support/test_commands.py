@@ -22,8 +22,11 @@ from autoseg.slicer_support.commands import (
     export_segmentations_command,
     find_best_command,
     install_zip_command,
+    parse_time_budget,
     plan_and_preprocess_command,
     predict_command,
+    preprocess_command,
+    rank_cases_command,
     train_command,
 )
 
@@ -71,6 +74,17 @@ def test_plan_and_preprocess(ws):
         plan_and_preprocess_command(ws, 5, gpu_memory_target_gb=0)
 
 
+def test_preprocess_keeps_the_plans(ws):
+    command = preprocess_command(ws, 5, ["3d_fullres", "2d"], plans_name="nnUNetResEncUNetMPlans", num_processes=3)
+    args = _parse(command)
+    assert args.command == "preprocess" and args.dataset == [DATASET] and args.configurations == ["3d_fullres", "2d"]
+    assert args.plans_name == "nnUNetResEncUNetMPlans" and args.num_processes == [3]
+    assert command.description == f"Preprocessing the new cases of {DATASET} (3d_fullres, 2d)"
+    assert _parse(preprocess_command(ws, 5, ["3d_fullres"])).plans_name == "nnUNetPlans"
+    with pytest.raises(AutoSegError, match="plan and preprocess the dataset first"):
+        preprocess_command(ws, 5, [])
+
+
 def test_train(ws):
     command = train_command(ws, "5", "3d_fullres", 2, epochs=10, iterations_per_epoch=5, device="cpu")
     args = _parse(command)
@@ -91,6 +105,54 @@ def test_train(ws):
         train_command(ws, 7, "2d", 0)
     with pytest.raises(AutoSegError, match="Invalid fold 'five'"):
         train_command(ws, 5, "2d", "five")
+
+
+def test_train_to_a_time_budget_and_update(ws):
+    command = train_command(ws, 5, "3d_fullres", 0, epochs=1000, iterations_per_epoch=5, time_budget=" 1h30m ",
+                            update=True, update_lr=0.002)
+    args = _parse(command)
+    assert args.time_budget == "1h30m" and args.update and args.update_lr == 0.002
+    assert args.epochs is None  # the budget sizes the epochs: --epochs would only be ignored with a warning
+    assert command.description == f"Updating 3d_fullres fold 0 of {DATASET} within 1 h 30 min"
+    update = _parse(train_command(ws, 5, "3d_fullres", 0, epochs=7, update=True))
+    assert update.update and update.epochs == 7 and update.time_budget is None and update.update_lr is None
+    plain = _parse(train_command(ws, 5, "3d_fullres", 0, time_budget="  "))
+    assert plain.time_budget is None and not plain.update
+    with pytest.raises(AutoSegError, match="Time budget 'soon': give a duration such as 45m, 1h30m, 600s"):
+        train_command(ws, 5, "3d_fullres", 0, time_budget="soon")
+    with pytest.raises(AutoSegError, match="cannot be combined"):
+        train_command(ws, 5, "3d_fullres", 0, update=True, resume=True)
+    with pytest.raises(AutoSegError, match="only applies when updating"):
+        train_command(ws, 5, "3d_fullres", 0, update_lr=0.01)
+    with pytest.raises(AutoSegError, match="update learning rate must be positive"):
+        train_command(ws, 5, "3d_fullres", 0, update=True, update_lr=0)
+
+
+@pytest.mark.parametrize("text, seconds", [("45m", 2700), ("1h30m", 5400), ("600s", 600), ("90", 5400),
+                                           ("", None), (None, None), ("  ", None)])
+def test_parse_time_budget(text, seconds):
+    assert parse_time_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "0m", "-5m", "5 minutes"])
+def test_parse_time_budget_refuses_with_the_accepted_forms(text):
+    with pytest.raises(AutoSegError, match="or leave it empty to train for the number of epochs"):
+        parse_time_budget(text)
+
+
+def test_rank_cases(tmp_path):
+    model = tmp_path / "results" / DATASET / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    command = rank_cases_command(None, tmp_path / "un labelled", tmp_path / "rankings" / "1", model, [0, "1"],
+                                 device="cpu", tta=False)
+    args = _parse(command)
+    assert args.command == "rank_cases" and args.model_folder == str(model) and args.folds == ["0", "1"]
+    assert args.input == str(tmp_path / "un labelled") and args.output == str(tmp_path / "rankings" / "1")
+    assert args.device == "cpu" and args.disable_tta and args.save_maps and args.no_pbar
+    assert args.checkpoint == "checkpoint_final.pth" and command.progress_file is None
+    assert command.description == f"Ranking the cases of {tmp_path / 'un labelled'} with {DATASET} 3d_fullres " \
+                                  "(folds 0, 1)"
+    plain = _parse(rank_cases_command(None, "in", "out", model, save_maps=False))
+    assert plain.folds is None and not plain.disable_tta and not plain.save_maps and plain.device == "auto"
 
 
 def test_find_best(ws):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -195,3 +196,62 @@ def test_corrupt_line_is_skipped(tmp_path):
     _epoch(stream, 0, 0.5)
     monitor = TrainingMonitor(path)
     assert [e["type"] for e in monitor.poll()] == ["start", "epoch"] and monitor.curves.epochs == [0]
+
+
+def test_an_update_shows_the_dice_before_and_after_and_skips_the_earlier_run(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    stream = ProgressStream(path)
+    _start(stream, num_epochs=1)  # the trained model's run, still in the fold's file when the update starts
+    _epoch(stream, 0, 0.7, num_epochs=1)
+    stream.emit("end", mean_validation_dice=0.7)
+    time.sleep(0.01)
+    monitor = TrainingMonitor(path, ignore_before=time.time())  # made as the update starts
+    time.sleep(0.01)
+    monitor.poll()
+    assert monitor.status.state == "waiting" and monitor.curves.epochs == []
+    path.unlink()  # the update archives the file into versions/v1 and writes a new one
+    monitor.poll()
+    _start(stream, num_epochs=2)
+    _epoch(stream, 0, 0.75, num_epochs=2)
+    _epoch(stream, 1, 0.8, num_epochs=2)
+    stream.emit("end", mean_validation_dice=0.8104)
+    stream.emit("update", from_version=1, to_version=2, dice_before=0.7812, dice_after=0.8104)
+    monitor.poll()
+    assert monitor.curves.epochs == [0, 1] and monitor.status.state == "finished"
+    update = monitor.status.update
+    assert (update.from_version, update.to_version, update.dice_before, update.dice_after) == (1, 2, 0.7812, 0.8104)
+    assert monitor.status.message == ("Finished: mean validation Dice 0.8104; updated version 1 \u2192 2, mean "
+                                      "validation Dice 0.7812 \u2192 0.8104")
+    stream.emit("update", from_version=2, to_version=3, dice_before=None, dice_after=float("nan"))
+    monitor.poll()
+    assert monitor.status.update.text() == "updated version 2 \u2192 3, mean validation Dice ? \u2192 ?"
+
+
+def test_a_time_budget_gives_the_eta_and_the_progress(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    stream, clock = ProgressStream(path), Clock(1000.0)
+    monitor = TrainingMonitor(path, clock=clock, time_budget_s=600)  # made as the run starts
+    assert monitor.status.time_budget_s == 600
+    _start(stream, num_epochs=1000)
+    _epoch(stream, 0, 0.5, num_epochs=40, eta=9999.0)  # the trainer re-sized the epochs to the budget
+    clock.now = 1150.0
+    monitor.poll()
+    status = monitor.status
+    assert status.eta_seconds == pytest.approx(450) and status.fraction == pytest.approx(0.25)
+    assert status.message.endswith("ETA 8 min (time budget 10 min)") and status.message.startswith("Epoch 2/40")
+    clock.now = 1700.0  # past the budget: the ETA stays at zero and the progress below the validation's share
+    monitor.poll()
+    assert status.eta_seconds == 0.0 and status.fraction == pytest.approx(0.95)
+
+
+def test_the_budget_a_start_event_names_when_the_monitor_was_not_told(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    stream, clock = ProgressStream(path), Clock()
+    start = stream.emit("start", epoch=0, num_epochs=1000, iterations_per_epoch=10, time_budget_s=300.0, update=None)
+    monitor = TrainingMonitor(path, clock=clock)
+    clock.now = start["time"] + 60
+    monitor.poll()
+    assert monitor.status.time_budget_s == 300 and monitor.status.eta_seconds == pytest.approx(240)
+    _start(stream, num_epochs=4)  # a later run without a budget (e.g. continued with --c)
+    monitor.poll()
+    assert monitor.status.time_budget_s is None and monitor.time_budget_s is None

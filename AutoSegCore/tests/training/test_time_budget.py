@@ -7,13 +7,8 @@ import pytest
 
 from autoseg.errors import AutoSegError
 from autoseg.preprocessing import storage
-from autoseg.training.time_budget import (
-    VALIDATION_OVERHEAD,
-    TimeBudget,
-    finish_requested,
-    parse_duration,
-    validation_windows,
-)
+from autoseg.training.run_control import finish_requested, parse_duration
+from autoseg.training.time_budget import VALIDATION_OVERHEAD, TimeBudget, validation_windows
 
 
 @pytest.mark.parametrize("text, seconds", [("45m", 2700), ("1h30m", 5400), ("90s", 90), ("2h", 7200),
