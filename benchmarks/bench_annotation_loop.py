@@ -24,7 +24,7 @@ Run order: 1a, 1b, 1c, 3, 2, 4, extra updates. Prints a markdown table after eve
 writes ``<root>/results.json``. Timings are only comparable on a quiet machine.
 
     python benchmarks/bench_annotation_loop.py --root /work/bench16 [--plans_from /work/bench14]
-        [--budgets 3m 6m 9m] [--extra_updates update_lr0.01 update_3epochs] [--epochs 15] [--iterations 50]
+        [--budgets 4m 6m 8m] [--extra_updates update_lr0.01 update_3epochs] [--epochs 15] [--iterations 50]
 
 Each finished row is kept in ``<root>/runs/<row>/result.json`` (models in ``<root>/results/<row>/``) and reused
 when the script runs again (delete the folder to rerun it), so an interrupted benchmark continues.
@@ -352,33 +352,40 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 def _ranking_row(ctx: Context) -> dict:
     """Row 3: rank the validation cases with the retrain model's fold 0; scores against the cases' Dice."""
-    keep = ctx.keep("ranking")
-    cached = _cached(keep)
-    if cached:
-        return cached
-    inputs = ctx.root / "rank_input"
-    for case in ctx.val:
-        _link(inputs / f"{case}_0000.nii.gz", SHARED_DATA / "Hippocampus" / "imagesTr" / f"{case}_0000.nii.gz")
-    output, model = keep / "ranking", ctx.root / "results" / "retrain" / MODEL
-    shutil.rmtree(output, ignore_errors=True)
-    command = [BIN / "autoseg", "rank_cases", "-i", inputs, "-o", output, "-m", model, "-f", "0", "-device", "cpu",
-               "--no_pbar"]
-    run = _run_logged(command, ctx.env("C", "retrain"), keep / "output.log")
-    ranking = json.loads((output / "ranking.json").read_text())
-    case_dice = _per_case_dice(model / "fold_0" / "validation" / "summary.json")
+    keep, model = ctx.keep("ranking"), ctx.root / "results" / "retrain" / MODEL
+    run = _cached(keep)
+    if not run:
+        inputs = ctx.root / "rank_input"
+        for case in ctx.val:
+            _link(inputs / f"{case}_0000.nii.gz", SHARED_DATA / "Hippocampus" / "imagesTr" / f"{case}_0000.nii.gz")
+        shutil.rmtree(keep / "ranking", ignore_errors=True)
+        command = [BIN / "autoseg", "rank_cases", "-i", inputs, "-o", keep / "ranking", "-m", model, "-f", "0",
+                   "-device", "cpu", "--no_pbar"]
+        run = _store(keep, {"row": "ranking", "command": " ".join(map(str, command)),
+                            **_run_logged(command, ctx.env("C", "retrain"), keep / "output.log")})
+    return {**run, **_ranking_analysis(keep / "ranking" / "ranking.json", model / "fold_0" / "validation")}
+
+
+def _ranking_analysis(ranking_file: Path, validation: Path) -> dict:
+    """Each score against the cases' validation Dice: Spearman, AUROC for Dice below the median and for the
+    worst quarter (recomputed from ranking.json on every run)."""
+    ranking = json.loads(ranking_file.read_text())
+    case_dice = _per_case_dice(validation / "summary.json")
     rows = sorted(ranking["cases"], key=lambda r: r["case"])
     dices = np.array([case_dice[r["case"]] for r in rows])
-    low = dices < np.median(dices)
-    result = {"row": "ranking", "command": " ".join(map(str, command)), **run, "cases": len(rows),
-              "members": ranking.get("members"), "median_dice": float(np.median(dices))}
+    result = {"cases": len(rows), "members": ranking.get("members"), "median_dice": float(np.median(dices))}
     for key in ("score", "mean_entropy", "fold_disagreement"):
         values = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
         rho, p = stats.spearmanr(values, dices)
-        result[key] = {"spearman": float(rho), "spearman_p": float(p), "auroc_below_median": auroc(values, low)}
+        result[key] = {"spearman": float(rho), "spearman_p": float(p),
+                       "auroc_below_median": auroc(values, dices < np.median(dices)),
+                       "auroc_worst_quarter": auroc(values, dices < np.percentile(dices, 25))}
+    sizes = np.array([r["predicted_foreground_voxels"] for r in rows], dtype=float)
+    result["spearman_dice_vs_predicted_size"] = float(stats.spearmanr(sizes, dices)[0])
     top = max(1, len(rows) // 4)
     result["mean_dice_top_quarter_by_score"] = float(np.mean([case_dice[r["case"]] for r in ranking["cases"][:top]]))
     result["mean_dice_all"] = float(dices.mean())
-    return _store(keep, result)
+    return result
 
 
 def _sparse_row(ctx: Context) -> dict:
@@ -442,12 +449,15 @@ def _other_tables(r: dict) -> list[str]:
         rank = r["ranking"]
         lines += [f"\nUncertainty ranking ({rank['cases']} validation cases, members: {rank['members']}, "
                   f"{rank['wall_s']:.0f} s; median Dice {rank['median_dice']:.4f})",
-                  "| predictor | Spearman rho vs Dice | p | AUROC (Dice < median) |", "|---|---|---|---|"]
+                  "| predictor | Spearman rho vs Dice | p | AUROC (Dice < median) | AUROC (worst quarter) |",
+                  "|---|---|---|---|---|"]
         for key in ("score", "mean_entropy", "fold_disagreement"):
             lines.append(f"| {key} | {_fmt(rank[key]['spearman'], 3)} | {rank[key]['spearman_p']:.2g} | "
-                         f"{_fmt(rank[key]['auroc_below_median'], 3)} |")
+                         f"{_fmt(rank[key]['auroc_below_median'], 3)} | "
+                         f"{_fmt(rank[key].get('auroc_worst_quarter'), 3)} |")
         lines.append(f"mean Dice of the top quarter by score {rank['mean_dice_top_quarter_by_score']:.4f} vs all "
-                     f"{rank['mean_dice_all']:.4f}")
+                     f"{rank['mean_dice_all']:.4f}; Spearman of Dice vs predicted foreground size "
+                     f"{_fmt(rank.get('spearman_dice_vs_predicted_size'), 3)} (the score is no size proxy)")
     if r.get("sparse"):
         s, c = r["sparse"], r.get("retrain")
         lines += ["\nSparse labels", "| labels | labelled voxels | val Dice | wall [s] | load |",
@@ -488,7 +498,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
     parser.add_argument("--plans_from", default="/work/bench14", help="a bench_train.py --prepare_only root")
-    parser.add_argument("--budgets", nargs="*", default=["3m", "6m", "9m"])
+    parser.add_argument("--budgets", nargs="*", default=["4m", "6m", "8m"])
     parser.add_argument("--extra_updates", nargs="*", default=[], choices=sorted(EXTRA_UPDATES))
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--iterations", type=int, default=50)
