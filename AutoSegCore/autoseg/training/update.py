@@ -4,7 +4,8 @@ An update starts from the fold's current ``checkpoint_final.pth`` and trains a s
 enlarged dataset (same plans, same preprocessing: new cases were added by incremental preprocessing and
 the stable splits). The schedule: :data:`UPDATE_EPOCH_FRACTION` of the epochs the model was trained for,
 polynomial decay from :data:`UPDATE_LR` (0.3x nnU-Net's initial rate: high enough to learn the new cases,
-low enough not to throw away what the model knows; measured in ``benchmarks/bench_update.py``). Before
+low enough not to throw away what the model knows; a single default row in ``benchmarks/bench_annotation_loop.py``,
+not a sweep). Before
 training, the current model is archived as a numbered version (:mod:`autoseg.inference.model_versions`)
 and validated on the fold's validation cases *as they are now* (``validation_before_update/``), so the log
 and ``progress.jsonl`` show the Dice before and after on the same cases.
