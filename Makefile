@@ -4,18 +4,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.autoseg-installed
 RUNTIME_STAMP := $(VENV)/.autoseg-runtime-installed
+# A second, prediction-only environment without PyTorch (OpenVINO engine), used by the torch-free tests.
+TORCH_FREE_VENV := .venv-openvino
+TORCH_FREE_STAMP := $(TORCH_FREE_VENV)/.autoseg-installed
 
-.PHONY: test lint demo bench bench-train venv clean-venv
+.PHONY: test lint demo bench bench-train venv torch-free-venv clean-venv
 
 venv: $(STAMP)
+
+torch-free-venv: $(TORCH_FREE_STAMP)
 
 # What `autoseg` needs to run (the demo): CPU torch first, pinned, so nothing pulls a multi-GB CUDA build.
 $(RUNTIME_STAMP): AutoSegCore/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e AutoSegCore
+	$(BIN)/python -m pip install -q -e "AutoSegCore[torch,openvino]"
 	touch $(RUNTIME_STAMP)
+
+# `pip install "autoseg[openvino]"` as a user without PyTorch gets it; the last line fails if torch crept in.
+$(TORCH_FREE_STAMP): AutoSegCore/pyproject.toml
+	test -x $(TORCH_FREE_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_FREE_VENV)
+	$(TORCH_FREE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TORCH_FREE_VENV)/bin/python -m pip install -q -e "AutoSegCore[openvino]"
+	! $(TORCH_FREE_VENV)/bin/python -c "import torch" 2>/dev/null
+	touch $(TORCH_FREE_STAMP)
 
 # Tests and benchmarks also need the test extras (slicer-core among them) and nnU-Net v2 (the oracle,
 # without its torch/timm pins).
@@ -35,8 +48,9 @@ lint: $(STAMP)
 	cd AutoSegCore && ../$(BIN)/mypy
 	$(BIN)/python tools/check_code_size.py
 
-test: lint
-	cd AutoSegCore && ../$(BIN)/python -m pytest -q -ra --durations=30
+test: lint $(TORCH_FREE_STAMP)
+	cd AutoSegCore && AUTOSEG_TORCH_FREE_PYTHON=$(abspath $(TORCH_FREE_VENV))/bin/python \
+		../$(BIN)/python -m pytest -q -ra --durations=30
 
 demo: $(RUNTIME_STAMP)
 	$(BIN)/autoseg demo
@@ -50,4 +64,4 @@ bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TORCH_FREE_VENV)

@@ -69,6 +69,7 @@ class AutoSegInferenceParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(["auto", "cuda", "cpu", "mps"])] = "auto"
+    engine: Annotated[str, Choice(["auto", "openvino", "torch"])] = "auto"
     folds: str = ""
     testTimeAugmentation: bool = False
     stepSize: Annotated[float, WithinRange(0.1, 1.0)] = 0.5
@@ -115,7 +116,7 @@ class AutoSegInferenceWidget(CorrectedCaseWidgetMixin, ParameterNodeWidgetMixin,
         self.followWorkspaceFolder(self.refreshModels)
         self.refreshModels()
         setUpDependencyPanel(self.ui.dependenciesFrame, self.ui.dependenciesLabel, self.ui.installDependenciesButton,
-                             "AutoSeg Inference")
+                             "AutoSeg Inference", purpose="inference")
 
     def onParameterNodeReady(self):
         if not self._parameterNode.inputVolume:
@@ -204,7 +205,7 @@ class AutoSegInferenceWidget(CorrectedCaseWidgetMixin, ParameterNodeWidgetMixin,
             if not p.outputSegmentation:
                 p.outputSegmentation = slicer.mrmlScene.AddNewNodeByClass(
                     "vtkMRMLSegmentationNode", f"{p.inputVolume.GetName()} segmentation")
-            options = dict(device=p.device, folds=p.folds.replace(",", " ").split() or None, tta=p.testTimeAugmentation,
+            options = dict(device=p.device, engine=p.engine, folds=p.folds.replace(",", " ").split() or None, tta=p.testTimeAugmentation,
                            stepSize=p.stepSize, postprocessing=p.postprocessing, probabilities=p.probabilities)
             self.logic.startSegmentation(self.currentModel(), volumes, p.outputSegmentation, **options)
             self.ui.progressBar.setValue(0)
@@ -303,7 +304,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
         self.runner.start(install_zip_command(WorkspaceFolders.from_root(workspaceFolder), Path(zipPath)))
 
     def startSegmentation(self, model, volumeNodes, segmentationNode, device="auto", folds=None, tta=False,
-                          stepSize=0.5, postprocessing=True, probabilities=False):
+                          stepSize=0.5, postprocessing=True, probabilities=False, engine="auto"):
         """Write the volumes, predict in the background, then fill ``segmentationNode`` (see ``onDone``)."""
         from autoseg.slicer_support.commands import apply_postprocessing_command, predict_command
         from autoseg.slicer_support.prediction_monitor import PredictionMonitor
@@ -329,7 +330,7 @@ class AutoSegInferenceLogic(ScriptedLoadableModuleLogic):
                                    output=folder / ("postprocessed" if usePostprocessing else "output"))
         progressFile = folder / "progress.jsonl"
         self.runner.start(predict_command(None, folder / "input", folder / "output", model.folder, folds, device=device,
-                                          step_size=stepSize, tta=tta, save_probabilities=probabilities,
+                                          engine=engine, step_size=stepSize, tta=tta, save_probabilities=probabilities,
                                           progress_file=progressFile), PredictionMonitor(progressFile))
         if usePostprocessing:
             self.runner.start(apply_postprocessing_command(folder / "output", folder / "postprocessed",

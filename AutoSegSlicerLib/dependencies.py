@@ -1,7 +1,8 @@
 """Install what AutoSeg needs inside Slicer on first use, never replacing Slicer's numpy/SimpleITK.
 
-torch comes from the PyTorch extension (``PyTorchUtils``), which picks the build matching the GPU;
-everything else is installed with ``slicer.util.pip_install`` under a constraints file that pins the
+Running a model (``purpose="inference"``) needs no PyTorch: the OpenVINO engine is installed with pip.
+Training (``purpose="training"``) needs torch, which comes from the PyTorch extension (``PyTorchUtils``),
+which picks the build matching the GPU; everything else is installed with ``slicer.util.pip_install`` under a constraints file that pins the
 installed numpy, SimpleITK and torch (see ``autoseg.slicer_support.dependencies``).
 """
 
@@ -14,27 +15,29 @@ import slicer
 from slicer.i18n import tr as _
 
 
-def dependenciesMissing():
-    """Human-readable list of what is missing (empty when AutoSeg can run)."""
+def dependenciesMissing(purpose="training"):
+    """Human-readable list of what ``purpose`` ("inference" or "training") still needs (empty: it can run)."""
     from autoseg.slicer_support.dependencies import (
         TORCH_REQUIREMENT,
         missing_requirements,
+        needs_torch,
+        requirements_for,
         torch_missing,
     )
 
     missing = []
-    if torch_missing():
+    if needs_torch(purpose) and torch_missing():
         missing.append(f"torch{TORCH_REQUIREMENT} (through the PyTorch extension)")
-    missing += missing_requirements()
+    missing += missing_requirements(requirements_for(purpose))
     return missing
 
 
-def ensureDependencies(requester="AutoSeg", askConfirmation=True):
+def ensureDependencies(requester="AutoSeg", askConfirmation=True, purpose="training"):
     """Install missing packages; returns True when everything is available afterwards.
 
     Raises ``RuntimeError`` with the fix when the PyTorch extension is absent or an install fails.
     """
-    missing = dependenciesMissing()
+    missing = dependenciesMissing(purpose)
     if not missing:
         return True
     if askConfirmation and not slicer.util.confirmOkCancelDisplay(
@@ -43,14 +46,14 @@ def ensureDependencies(requester="AutoSeg", askConfirmation=True):
         windowTitle=_("Install AutoSeg dependencies"),
     ):
         return False
-    from autoseg.slicer_support.dependencies import torch_missing
+    from autoseg.slicer_support.dependencies import needs_torch, torch_missing
 
     with slicer.util.WaitCursor():
-        if torch_missing():
+        if needs_torch(purpose) and torch_missing():
             _installTorch()
-        _pipInstallMissing()
+        _pipInstallMissing(purpose)
     importlib.invalidate_caches()
-    still = dependenciesMissing()
+    still = dependenciesMissing(purpose)
     if still:
         raise RuntimeError(
             _(
@@ -76,14 +79,15 @@ def _installTorch():
         raise RuntimeError(_("PyTorch was not installed. Use the PyTorch Utils module to install it, then try again."))
 
 
-def _pipInstallMissing():
+def _pipInstallMissing(purpose):
     from autoseg.slicer_support.dependencies import (
         missing_requirements,
         pip_install_arguments,
         protected_constraints,
+        requirements_for,
     )
 
-    missing = missing_requirements()
+    missing = missing_requirements(requirements_for(purpose))
     if not missing:
         return
     handle, constraintsFile = tempfile.mkstemp(prefix="autoseg-constraints-", suffix=".txt")
@@ -96,17 +100,18 @@ def _pipInstallMissing():
         os.remove(constraintsFile)
 
 
-def setUpDependencyPanel(frame, label, button, requester):
-    """Show ``frame`` (with what is missing in ``label``) while packages are missing; ``button`` installs them."""
+def setUpDependencyPanel(frame, label, button, requester, purpose="training"):
+    """Show ``frame`` (with what is missing in ``label``) while packages ``purpose`` needs are missing; ``button``
+    installs them."""
 
     def refresh():
-        missing = dependenciesMissing()
+        missing = dependenciesMissing(purpose)
         frame.visible = bool(missing)
         label.text = _("Missing Python packages: {packages}").format(packages=", ".join(missing))
 
     def install():
         with slicer.util.tryWithErrorDisplay(_("Installing AutoSeg's dependencies failed."), waitCursor=True):
-            ensureDependencies(requester)
+            ensureDependencies(requester, purpose=purpose)
         refresh()
 
     button.clicked.connect(install)

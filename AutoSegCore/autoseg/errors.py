@@ -59,3 +59,8 @@ class ModelSharingError(AutoSegError):
 
 class VisualizationError(AutoSegError):
     """An overlay picture cannot be made (mismatched image/segmentation, no data to plot)."""
+
+
+class PredictionError(AutoSegError):
+    """The input does not fit the model (channels, dimensionality), the weights do not fit the plans, or
+    prediction failed."""

@@ -44,3 +44,10 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     """``-device``: resolved by :func:`autoseg.utils.devices.resolve_device`."""
     add_flag(parser, "-device", default="auto", metavar="DEVICE",
              help="auto (CUDA if PyTorch sees a GPU, else the CPU), cpu, cuda, cuda:N or mps (default: auto)")
+
+
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    """``-engine auto|torch|openvino``: resolved by :func:`autoseg.inference.engine_choice.choose_engine`."""
+    from autoseg.inference.engine_choice import ENGINE_HELP, ENGINES
+
+    add_flag(parser, "-engine", choices=ENGINES, default="auto", help=f"{ENGINE_HELP} (default: auto)")

@@ -48,6 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Libraries of the training install (``autoseg[torch]``) that a prediction-only install lacks.
+TRAINING_LIBRARIES = ("torch", "batchgeneratorsv2", "matplotlib", "torchvision")
+
+
+def missing_dependency_message(err: ModuleNotFoundError) -> str | None:
+    """What to install when a command needs a library of the training install; None for anything else."""
+    missing = (err.name or "").split(".")[0]
+    if missing not in TRAINING_LIBRARIES:
+        return None
+    from autoseg.inference.engine_choice import TORCH_INSTALL_HINT
+
+    return (
+        f"this command needs {missing}, which is not installed (a prediction-only install with OpenVINO has no "
+        f"PyTorch). {TORCH_INSTALL_HINT}; `autoseg predict` works without it."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -62,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = args.func(args)
     except AutoSegError as err:
         print(f"autoseg {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as err:
+        message = missing_dependency_message(err)
+        if message is None:
+            raise
+        print(f"autoseg {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"autoseg {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)

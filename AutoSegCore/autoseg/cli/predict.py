@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoseg.cli.common import DATASET_HELP, add_dataset, add_device, add_flag, workspace_from_environment
+from autoseg.cli.common import (
+    DATASET_HELP,
+    add_dataset,
+    add_device,
+    add_engine,
+    add_flag,
+    workspace_from_environment,
+)
 
 if TYPE_CHECKING:
     from autoseg.inference.progress_file import PredictionProgressFile
@@ -66,6 +73,7 @@ def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "-nps", type=int, default=3, metavar="N",
              help="accepted for nnU-Net compatibility (writing runs in a background thread)")
     add_device(parser)
+    add_engine(parser)
     parser.add_argument("--not_on_device", action="store_true",
                         help="keep the aggregated logits in CPU memory, not on the GPU (for cases too large for it)")
     add_flag(parser, "-num_threads", type=int, default=None, metavar="N",
@@ -167,7 +175,6 @@ def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None)
     from autoseg.inference.model_folder import open_model_folder
     from autoseg.inference.predict_folder import predict_folder
     from autoseg.inference.predictor import PredictionSettings, Predictor
-    from autoseg.utils.devices import resolve_device
 
     checkpoint = args.checkpoint
     if args.model_version is not None:
@@ -176,7 +183,7 @@ def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None)
         checkpoint = checkpoint_name_for_version(Path(_model_path(args)), args.model_version)
     model = open_model_folder(_model_path(args), args.folds, checkpoint)
     settings = PredictionSettings(step_size=args.step_size, use_mirroring=not args.disable_tta,
-                                  device=str(resolve_device(args.device)), num_threads=args.num_threads,
+                                  device=args.device, engine=args.engine, num_threads=args.num_threads,
                                   perform_everything_on_device=not args.not_on_device,
                                   precision=args.precision)
     predictor = Predictor(model, settings)

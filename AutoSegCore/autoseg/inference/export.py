@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
+from scipy.special import expit, softmax
 
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.plans.model import ConfigurationPlan, Plans
@@ -46,9 +46,10 @@ def resample_channels(logits: np.ndarray, shape: Sequence[int], current: list[fl
     return out
 
 
-def _as_numpy(logits: torch.Tensor | np.ndarray) -> np.ndarray:
-    """float32 numpy logits; float16 ones (large cases) stay float16 and are widened channel by channel."""
-    if isinstance(logits, torch.Tensor):
+def _as_numpy(logits: Any) -> np.ndarray:
+    """float32 numpy logits (from numpy or a CPU tensor); float16 ones (large cases) stay float16 and are widened
+    channel by channel."""
+    if hasattr(logits, "detach"):  # a torch tensor (final validation hands over the trainer's)
         logits = logits.detach().to("cpu").numpy()
     logits = np.asarray(logits)
     return logits if logits.dtype in (np.float16, np.float32) else logits.astype(np.float32)
@@ -56,10 +57,8 @@ def _as_numpy(logits: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def probabilities_from_logits(logits: np.ndarray, dataset_json: DatasetJson) -> np.ndarray:
     """Softmax over channels (labels) or sigmoid per channel (regions), float32."""
-    tensor = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
-    with torch.inference_mode():
-        out = torch.sigmoid(tensor) if dataset_json.has_regions else torch.softmax(tensor, 0)
-    return out.numpy()
+    array = np.ascontiguousarray(logits, dtype=np.float32)
+    return expit(array) if dataset_json.has_regions else softmax(array, axis=0)
 
 
 def segmentation_from_probabilities(probabilities: np.ndarray, dataset_json: DatasetJson) -> np.ndarray:
@@ -109,7 +108,7 @@ def _segmentation_channelwise(
 
 
 def export_logits(
-    logits: torch.Tensor | np.ndarray,
+    logits: np.ndarray,
     plans: Plans,
     configuration: ConfigurationPlan,
     dataset_json: DatasetJson,

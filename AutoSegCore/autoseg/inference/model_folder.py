@@ -2,7 +2,8 @@
 
 Layout: ``nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<configuration>/`` with ``plans.json``,
 ``dataset.json`` and ``fold_K/<checkpoint>.pth`` per fold (``fold_all`` for a model trained on all
-cases). Checkpoints are read with :func:`load_checkpoint` (no code from the folder ever runs).
+cases). Checkpoints are read without torch by :func:`load_checkpoint_without_torch` (no code from the folder ever
+runs; only the network weights are read into memory).
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from autoseg.dataset.dataset_json import DatasetJson
 from autoseg.errors import AutoSegError, ModelFolderError
-from autoseg.network.build import input_channels, output_channels
-from autoseg.network.checkpoint import clean_state_dict, load_checkpoint
 from autoseg.paths import ModelFolderName, Workspace
 from autoseg.plans.model import ConfigurationPlan, Plans
+from autoseg.plans.network_channels import input_channels, output_channels
 from autoseg.typing import Fold
+from autoseg.utils.pth_reader import load_checkpoint_without_torch
+from autoseg.utils.state_dict_names import clean_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class FoldWeights:
     """One fold's network weights and the checkpoint's metadata."""
 
     fold: Fold
-    state_dict: dict[str, torch.Tensor]
+    #: numpy arrays when read from a checkpoint; the trainer's torch tensors in its final validation
+    state_dict: dict[str, Any]
     trainer_name: str
     configuration_name: str
     inference_allowed_mirroring_axes: tuple[int, ...] | None
@@ -119,7 +120,7 @@ def _fold_weights(path: Path, fold: Fold, checkpoint_name: str) -> FoldWeights:
         )
         hint = f" It has {', '.join(present)}: choose one with -chk." if present else ""
         raise ModelFolderError(f"Fold {fold}: {checkpoint_file} does not exist.{hint}")
-    checkpoint = load_checkpoint(checkpoint_file)
+    checkpoint = load_checkpoint_without_torch(checkpoint_file)
     init_args = checkpoint.get("init_args") or {}
     configuration = init_args.get("configuration") if isinstance(init_args, dict) else None
     folder_name = ModelFolderName.parse(path)

@@ -1,7 +1,9 @@
 """The predictor: preprocess a case with the model's plan, run sliding-window inference over all
 folds (logits averaged before softmax), and export to the input's geometry.
 
-Usable from Python (and Slicer) without files::
+The network runs in an *engine* (:mod:`autoseg.inference.engine_choice`): PyTorch, or OpenVINO on the CPU
+without PyTorch. Everything around it (preprocessing, windows, Gaussian weighting, mirroring, fold
+averaging, cascade input, export) is the same for both. Usable from Python (and Slicer) without files::
 
     model = open_model_folder("nnUNet_results/Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres")
     predictor = Predictor(model, PredictionSettings(device="cpu", use_mirroring=False))
@@ -14,36 +16,22 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
-import torch
 
-from autoseg.errors import AutoSegError
-from autoseg.inference.cpu_graph import TracedNetworks, use_onednn_convolutions
+from autoseg.errors import PredictionError
+from autoseg.inference.engine_choice import choose_engine
 from autoseg.inference.export import export_logits
 from autoseg.inference.model_folder import ModelFolder
-from autoseg.inference.parallel_copies import ParallelCopies, plan_parallel_copies
-from autoseg.inference.sliding_window import (
-    gaussian_importance_map,
-    pad_to_patch,
-    predict_with_mirroring,
-    window_slicers,
-)
-from autoseg.network import build_network
+from autoseg.inference.window_grid import window_slicers
 from autoseg.preprocessing.preprocessor import preprocess_case
 from autoseg.typing import ProgressCallback
-from autoseg.utils.devices import resolve_device
-from autoseg.utils.parallel import available_cpus
 
 logger = logging.getLogger(__name__)
 
-#: progress(done_windows, total_windows) over all folds of one case.
-
-
-class PredictionError(AutoSegError):
-    """The input does not fit the model (channels, dimensionality) or prediction failed."""
+__all__ = ["NetworkEngine", "PredictionError", "PredictionSettings", "Predictor"]
 
 
 @dataclass
@@ -54,20 +42,49 @@ class PredictionSettings:
     use_gaussian: bool = True
     use_mirroring: bool = True
     device: str = "cpu"
+    #: "auto" (OpenVINO on the CPU when installed, else PyTorch), "torch" or "openvino".
+    engine: str = "auto"
     #: Keep the aggregated logits on the GPU (falls back to the CPU when they do not fit).
     perform_everything_on_device: bool = True
-    #: Threads for torch on the CPU (None: all available cores).
+    #: Threads for the network on the CPU (None: all available cores).
     num_threads: int | None = None
-    #: Run all mirrored copies of a window as one batch (helps GPUs; no gain on CPUs).
+    #: Run all mirrored copies of a window as one batch (helps GPUs; no gain on CPUs). Torch engine.
     batch_mirrors: bool | None = None
     #: "float16" sums window logits like nnU-Net (same results, half the memory); "float32" is more exact.
     aggregation_dtype: str = "float16"
-    #: Network precision on the CPU: "fp32" (as nnU-Net) or "bf16" (autocast; faster on CPUs with native bf16).
+    #: Network precision on the CPU: "fp32" (as nnU-Net) or "bf16" (faster on CPUs with native bf16).
     precision: str = "fp32"
-    #: On the CPU, switch to a traced, oneDNN-optimised graph for longer jobs (same results, ~25% faster).
+    #: Torch on the CPU: switch to a traced, oneDNN-optimised graph for longer jobs (same results, ~25% faster).
     trace_network: bool = True
-    #: On a multi-core CPU, run the mirrored copies of a window side by side (one thread each; same result).
+    #: Torch on a multi-core CPU: run the mirrored copies of a window side by side (one thread each).
     parallel_copies: bool = True
+
+
+class NetworkEngine(Protocol):
+    """What evaluates the network over a whole case: one fold's sliding-window logits at a time."""
+
+    name: str
+    num_threads: int
+
+    @property
+    def description(self) -> str: ...
+
+    def fold_logits(self, index: int, data: np.ndarray, tick: Callable[[], None]) -> np.ndarray: ...
+
+
+def create_engine(model: ModelFolder, settings: PredictionSettings,
+                  mirror_axes: tuple[int, ...] | None) -> NetworkEngine:
+    """The engine ``settings.engine``/``settings.device`` choose, with every fold's weights checked."""
+    choice = choose_engine(settings.engine, settings.device)
+    if choice.engine == "openvino":
+        from autoseg.inference.openvino_engine import OpenVinoEngine
+
+        return OpenVinoEngine(model, precision=settings.precision, num_threads=settings.num_threads,
+                              mirror_axes=mirror_axes, step_size=settings.step_size,
+                              use_gaussian=settings.use_gaussian, aggregation_dtype=settings.aggregation_dtype)
+    from autoseg.inference.torch_engine import TorchEngine
+
+    return TorchEngine(model, settings, choice.device, mirror_axes)
 
 
 class Predictor:
@@ -76,41 +93,10 @@ class Predictor:
     def __init__(self, model: ModelFolder, settings: PredictionSettings | None = None) -> None:
         self.model = model
         self.settings = settings or PredictionSettings()
-        self.device = resolve_device(self.settings.device)
-        if self.device.type == "cpu":
-            threads = self.settings.num_threads or available_cpus()
-            torch.set_num_threads(threads)
         self.configuration = model.configuration
-        self.network = build_network(
-            self.configuration.architecture,
-            model.num_input_channels,
-            model.num_output_channels,
-            deep_supervision=False,
-            initialize=False,
-        )
-        self._fold_states = [fold.state_dict for fold in model.folds]
-        for fold in model.folds:  # fail early, naming the fold, if a checkpoint does not fit the plans
-            try:
-                self.network.load_state_dict(fold.state_dict, strict=True)
-            except RuntimeError as err:
-                raise PredictionError(
-                    f"The weights of fold {fold.fold} in {model.path} do not fit the network described by its "
-                    f"plans.json (configuration {model.configuration_name}): {str(err).splitlines()[0]}"
-                ) from err
-        self.network.to(self.device).eval()
         self.mirror_axes = model.mirror_axes if self.settings.use_mirroring else None
-        batch_mirrors = self.settings.batch_mirrors
-        self.batch_mirrors = self.device.type == "cuda" if batch_mirrors is None else batch_mirrors
-        self._parallel: ParallelCopies | None = None
-        fp32_cpu = self.device.type == "cpu" and self.settings.precision == "fp32"
-        if fp32_cpu and self.mirror_axes and self.settings.parallel_copies:  # (autocast is per thread)
-            activations = 8 * self.network.compute_conv_feature_map_size(self.configuration.patch_size)
-            copies = 2 ** len(self.mirror_axes)
-            self._parallel = plan_parallel_copies(torch.get_num_threads(), copies, activations)
-        # a traced graph helps one multi-threaded pass; parallel single-threaded passes do better without it
-        self._graphs = TracedNetworks(self.network, fp32_cpu and self.settings.trace_network and self._parallel is None)
-        if fp32_cpu:
-            use_onednn_convolutions(self.network)
+        self.engine = create_engine(model, self.settings, self.mirror_axes)
+        self.device = self.engine.description
 
     # ------------------------------------------------------------------ preprocessing
     def check_input(self, data: np.ndarray, source: str = "input") -> None:
@@ -134,7 +120,7 @@ class Predictor:
             )
 
     def preprocess(self, data: np.ndarray, properties: dict[str, Any],
-                   previous_stage: np.ndarray | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+                   previous_stage: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Raw (c, z, y, x) image -> network input (plus the previous stage's one-hot for a cascade)."""
         configuration = self.configuration
         cascade = bool(configuration.previous_stage)
@@ -150,7 +136,7 @@ class Predictor:
             labels = self.model.dataset_json.foreground_labels
             one_hot = np.stack([seg[0] == label for label in labels]).astype(data.dtype)
             data = np.concatenate([data, one_hot])
-        return torch.from_numpy(np.ascontiguousarray(data)), properties
+        return np.ascontiguousarray(data, dtype=np.float32), properties
 
     # ------------------------------------------------------------------ sliding window
     def _num_windows(self, shape: tuple[int, ...]) -> int:
@@ -161,53 +147,24 @@ class Predictor:
         ]
         return len(window_slicers(padded, patch, self.settings.step_size))
 
-    @torch.inference_mode()
-    def _sliding_window(self, data: torch.Tensor, results_device: torch.device,
-                        tick: Callable[[], None], forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        patch = tuple(int(p) for p in self.configuration.patch_size)
-        padded, revert = pad_to_patch(data, patch)
-        slicers = window_slicers(padded.shape[1:], patch, self.settings.step_size)
-        dtype = torch.float32 if self.settings.aggregation_dtype == "float32" else torch.float16
-        logits = torch.zeros((self.model.num_output_channels, *padded.shape[1:]), dtype=dtype, device=results_device)
-        weight_sum = torch.zeros(padded.shape[1:], dtype=dtype, device=results_device)
-        gaussian = (gaussian_importance_map(patch, device=results_device) if self.settings.use_gaussian
-                    else torch.ones(patch, dtype=torch.float16, device=results_device))
-        source = padded.to(self.device)
-        map_copies = self._parallel.mapper(forward) if self._parallel is not None else None
-        for slicer in slicers:
-            window = source[slicer][None]
-            prediction = predict_with_mirroring(forward, window, self.mirror_axes, self.batch_mirrors, map_copies)[0]
-            prediction = prediction.to(results_device, torch.float32)
-            prediction *= gaussian
-            logits[slicer] += prediction
-            weight_sum[slicer[1:]] += gaussian
-            tick()
-        torch.div(logits, weight_sum, out=logits)
-        return logits[revert]
-
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", enabled=True)
-        if self.device.type == "cpu" and self.settings.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
-
-    @torch.inference_mode()
-    def predict_logits(self, data: torch.Tensor, progress: ProgressCallback | None = None) -> torch.Tensor:
-        """Preprocessed (c, ...) input -> logits averaged over the folds, on the CPU (aggregation dtype)."""
-        summed: torch.Tensor | None = None
+    def predict_logits(self, data: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
+        """Preprocessed (c, ...) input -> logits averaged over the folds (aggregation dtype)."""
+        summed: np.ndarray | None = None
         for logits in self.iter_fold_logits(data, progress):
-            summed = logits if summed is None else summed.add_(logits)
+            if summed is None:
+                summed = logits
+            else:
+                summed += logits
         assert summed is not None
-        if len(self._fold_states) > 1:
-            summed /= len(self._fold_states)
+        if len(self.model.folds) > 1:
+            summed /= len(self.model.folds)
         return summed
 
-    @torch.inference_mode()
-    def iter_fold_logits(self, data: torch.Tensor, progress: ProgressCallback | None = None) -> Iterator[torch.Tensor]:
-        """Preprocessed (c, ...) input -> each fold's logits in turn (fold order of the model), on the CPU
-        (aggregation dtype); ``progress`` counts the windows of all folds. For per-fold uncertainty."""
-        total = self._num_windows(tuple(data.shape[1:])) * len(self._fold_states)
+    def iter_fold_logits(self, data: np.ndarray, progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
+        """Preprocessed (c, ...) input -> each fold's logits in turn (fold order of the model), aggregation dtype;
+        ``progress`` counts the windows of all folds. For per-fold uncertainty."""
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        total = self._num_windows(tuple(data.shape[1:])) * len(self.model.folds)
         done = 0
 
         def tick() -> None:
@@ -216,25 +173,8 @@ class Predictor:
             if progress:
                 progress(done, total)
 
-        for index, state in enumerate(self._fold_states):
-            if index or len(self._fold_states) > 1:
-                self.network.load_state_dict(state)
-            with self._autocast():
-                logits = self._predict_on_best_device(data, tick, self._graphs.forward_for(index))
-            yield logits.to("cpu")
-
-    def _predict_on_best_device(self, data: torch.Tensor, tick: Callable[[], None],
-                                forward: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        if self.device.type == "cpu" or not self.settings.perform_everything_on_device:
-            return self._sliding_window(data, torch.device("cpu"), tick, forward)
-        try:
-            return self._sliding_window(data, self.device, tick, forward)
-        except torch.OutOfMemoryError:
-            logger.warning(
-                "The logits of this case do not fit on %s; aggregating them on the CPU instead.", self.device
-            )
-            torch.cuda.empty_cache()
-            return self._sliding_window(data, torch.device("cpu"), tick, forward)
+        for index in range(len(self.model.folds)):
+            yield self.engine.fold_logits(index, data, tick)
 
     # ------------------------------------------------------------------ whole cases
     def predict_case(
@@ -254,7 +194,7 @@ class Predictor:
         del network_input
         segmentation, probabilities = export_logits(
             logits, self.model.plans, self.configuration, self.model.dataset_json, properties,
-            return_probabilities=return_probabilities, num_threads=torch.get_num_threads(),
+            return_probabilities=return_probabilities, num_threads=self.engine.num_threads,
         )
         return segmentation, probabilities, properties
 
@@ -263,7 +203,7 @@ class Predictor:
         """Rough peak RAM of one case: aggregated logits (float16, two copies with several folds) plus the
         export (two float32 volumes of the cropped image, or all classes when probabilities are written)."""
         classes = self.model.num_output_channels
-        logits = 2 * classes * math.prod(preprocessed_shape) * (2 if len(self._fold_states) > 1 else 1)
+        logits = 2 * classes * math.prod(preprocessed_shape) * (2 if len(self.model.folds) > 1 else 1)
         cropped = math.prod(properties["shape_after_cropping_and_before_resampling"])
         export = 4 * cropped * (2 * classes + 1 if return_probabilities else 3)
         return logits + export

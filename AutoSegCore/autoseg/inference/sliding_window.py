@@ -1,70 +1,30 @@
-"""Sliding-window building blocks as pure functions: window positions, Gaussian importance map,
-padding to the patch size and mirrored test-time augmentation.
+"""Sliding-window pieces in torch: the Gaussian importance map and padding as tensors, and mirrored
+test-time augmentation around a torch network.
 
-The positions, Gaussian and padding reproduce nnU-Net v2 exactly, so windows land on the same voxels
-and are weighted the same way; only the aggregation precision differs (float32 here, more exact than
-nnU-Net's float16).
+Positions, weights and padding come from :mod:`autoseg.inference.window_grid` (torch-free, shared with
+the OpenVINO engine), so both engines put the same windows on the same voxels.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
-Slicer = tuple[slice | int, ...]
+from autoseg.inference.window_grid import (
+    Slicer,
+    compute_steps,
+    gaussian_weights,
+    mirror_axes_combinations,
+    patch_padding,
+    window_slicers,
+)
 
-
-def compute_steps(image_size: Sequence[int], patch_size: Sequence[int], step_size: float) -> list[list[int]]:
-    """Start positions of the windows along every axis.
-
-    The number of windows per axis is ``ceil((size - patch) / (patch * step_size)) + 1``, spread evenly
-    from 0 to ``size - patch`` (both ends included, positions rounded). ``image_size`` must be at least
-    ``patch_size`` on every axis (pad first).
-    """
-    if not 0 < step_size <= 1:
-        raise ValueError(f"step_size must be in (0, 1], got {step_size}")
-    steps = []
-    for size, patch in zip(image_size, patch_size):
-        if size < patch:
-            raise ValueError(f"image size {tuple(image_size)} is smaller than the patch {tuple(patch_size)}")
-        count = int(np.ceil((size - patch) / (patch * step_size))) + 1
-        stride = (size - patch) / (count - 1) if count > 1 else 0.0
-        steps.append([int(np.round(stride * i)) for i in range(count)])
-    return steps
-
-
-def window_slicers(image_size: Sequence[int], patch_size: Sequence[int], step_size: float) -> list[Slicer]:
-    """Index tuples into a (c, *image_size) array, one per window, in nnU-Net's order.
-
-    A 2D patch on a 3D image (2d configurations) slides over every slice of the first axis: those
-    slicers hold the slice index as an int, so ``array[slicer]`` drops that axis.
-    """
-    patch_size = tuple(int(p) for p in patch_size)
-    if len(patch_size) == len(image_size) - 1:
-        steps = compute_steps(image_size[1:], patch_size, step_size)
-        return [
-            (slice(None), d, *(slice(s, s + p) for s, p in zip(start, patch_size)))
-            for d in range(image_size[0])
-            for start in itertools.product(*steps)
-        ]
-    if len(patch_size) != len(image_size):
-        raise ValueError(f"patch {patch_size} does not fit image of size {tuple(image_size)}")
-    steps = compute_steps(image_size, patch_size, step_size)
-    return [(slice(None), *(slice(s, s + p) for s, p in zip(start, patch_size))) for start in itertools.product(*steps)]
-
-
-@lru_cache(maxsize=8)
-def _gaussian_numpy(patch_size: tuple[int, ...], sigma_scale: float, value_scaling_factor: float) -> np.ndarray:
-    impulse = np.zeros(patch_size)
-    impulse[tuple(p // 2 for p in patch_size)] = 1
-    gaussian = gaussian_filter(impulse, [p * sigma_scale for p in patch_size], 0, mode="constant", cval=0)
-    gaussian /= gaussian.max() / value_scaling_factor
-    return gaussian
+__all__ = [
+    "Slicer", "compute_steps", "gaussian_importance_map", "mirror_axes_combinations", "pad_to_patch",
+    "predict_with_mirroring", "window_slicers",
+]
 
 
 def gaussian_importance_map(
@@ -74,12 +34,8 @@ def gaussian_importance_map(
     dtype: torch.dtype = torch.float16,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Gaussian window weights (σ = patch × ``sigma_scale``), peak ``value_scaling_factor``.
-
-    Computed in float64 and cast to ``dtype`` (nnU-Net uses float16, whose rounding we keep by default
-    so that weights are identical); zeros left by the cast are replaced by the smallest nonzero weight.
-    """
-    weights = torch.from_numpy(_gaussian_numpy(tuple(int(p) for p in patch_size), sigma_scale, value_scaling_factor))
+    """:func:`~autoseg.inference.window_grid.gaussian_weights` as a tensor of ``dtype`` on ``device``."""
+    weights = torch.from_numpy(gaussian_weights(patch_size, sigma_scale, value_scaling_factor, dtype=np.float64))
     weights = weights.to(device=device, dtype=dtype)
     zero = weights == 0
     if zero.any():
@@ -88,31 +44,16 @@ def gaussian_importance_map(
 
 
 def pad_to_patch(image: torch.Tensor, patch_size: Sequence[int]) -> tuple[torch.Tensor, Slicer]:
-    """Zero-pad the trailing ``len(patch_size)`` axes of ``image`` to at least ``patch_size``.
-
-    Padding is split evenly (the extra voxel of an odd difference goes after). Returns the padded
-    tensor (``image`` itself when no padding is needed) and the slicer that undoes the padding.
-    """
-    spatial = image.shape[image.ndim - len(patch_size):]
-    lead = image.ndim - len(patch_size)
-    before = [max(0, int(p) - s) // 2 for s, p in zip(spatial, patch_size)]
-    after = [max(0, int(p) - s) - b for s, p, b in zip(spatial, patch_size, before)]
-    revert: Slicer = (*(slice(None),) * lead, *(slice(b, b + s) for b, s in zip(before, spatial)))
-    if not any(before) and not any(after):
+    """Zero-pad the trailing ``len(patch_size)`` axes of ``image`` to at least ``patch_size``
+    (:func:`~autoseg.inference.window_grid.patch_padding`). Returns the padded tensor (``image`` itself when
+    no padding is needed) and the slicer that undoes the padding."""
+    widths, revert = patch_padding(tuple(image.shape), patch_size)
+    if not any(b or a for b, a in widths):
         return image, revert
     pad: list[int] = []
-    for b, a in zip(reversed(before), reversed(after)):
+    for b, a in reversed(widths):
         pad += [b, a]
     return torch.nn.functional.pad(image, pad, mode="constant", value=0), revert
-
-
-def mirror_axes_combinations(mirror_axes: Sequence[int] | None) -> list[tuple[int, ...]]:
-    """All non-empty flip combinations of ``mirror_axes`` (spatial axes, 0-based), as tensor dims of a
-    (b, c, ...) batch, in nnU-Net's order; the unflipped prediction is not included."""
-    if not mirror_axes:
-        return []
-    dims = [int(a) + 2 for a in mirror_axes]
-    return [c for k in range(1, len(dims) + 1) for c in itertools.combinations(dims, k)]
 
 
 def predict_with_mirroring(

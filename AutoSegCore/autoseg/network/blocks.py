@@ -8,15 +8,15 @@ random initialisation for the same seed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-#: An int meaning "the same value for every stage / axis", or one value per stage / axis.
-IntOrSeq = int | Sequence[int]
+# per_stage and IntOrSeq are also imported from here by the encoders, the decoder and the U-Nets
+from autoseg.plans.architecture_args import IntOrSeq, per_axis, per_stage  # noqa: F401
 
 _DIM_OF_CONV: dict[type[nn.Module], int] = {nn.Conv2d: 2, nn.Conv3d: 3}
 _TRANSPOSED_CONV: dict[int, type[nn.Module]] = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -60,26 +60,6 @@ class LayerOps:
     def conv_norm_only(self, bias: bool | None = None) -> LayerOps:
         """The same ops without dropout and nonlinearity (the convolution before a residual addition)."""
         return replace(self, dropout_op=None, nonlin=None, conv_bias=self.conv_bias if bias is None else bias)
-
-
-def _is_sequence(value: Any) -> bool:
-    return isinstance(value, Iterable) and not isinstance(value, str)
-
-
-def per_stage(value: Any, n_stages: int, name: str) -> list[Any]:
-    """``value`` as a list of ``n_stages`` entries (a scalar is repeated)."""
-    values = list(value) if _is_sequence(value) else [value] * n_stages
-    if len(values) != n_stages:
-        raise ValueError(f"{name} must have {n_stages} entries (one per stage), got {len(values)}: {value}.")
-    return values
-
-
-def per_axis(value: IntOrSeq, dim: int, name: str) -> list[int]:
-    """``value`` as a list of ``dim`` ints (a scalar is repeated)."""
-    values = [int(v) for v in value] if isinstance(value, Iterable) else [int(value)] * dim
-    if len(values) != dim:
-        raise ValueError(f"{name} must have {dim} entries (one per spatial axis), got {value!r}.")
-    return values
 
 
 class ConvDropoutNormNonlin(nn.Module):

@@ -9,9 +9,12 @@ from autoseg.errors import PlanError
 from autoseg.network.ops import ALLOWED_OPS, resolve_op
 from autoseg.network.plain_unet import PlainConvUNet
 from autoseg.network.residual_unet import ResidualEncoderUNet
-from autoseg.plans.model import ArchitecturePlan, ConfigurationPlan
+from autoseg.plans.model import ArchitecturePlan
+from autoseg.plans.network_channels import input_channels, output_channels
 
 UNet = PlainConvUNet | ResidualEncoderUNet
+
+__all__ = ["build_network", "input_channels", "network_class", "network_kwargs", "output_channels"]
 
 #: ``network_class_name`` values nnU-Net writes (current and older module paths) and the bare class names.
 NETWORK_CLASSES: dict[str, type[UNet]] = {
@@ -23,19 +26,6 @@ NETWORK_CLASSES: dict[str, type[UNet]] = {
 }
 #: Constructor arguments that come from the caller, not from ``arch_kwargs``.
 _CALLER_ARGS = frozenset({"self", "input_channels", "num_classes", "deep_supervision"})
-
-
-def input_channels(dataset_json, configuration: ConfigurationPlan) -> int:
-    """Image channels, plus one per foreground label for a cascade stage (the previous stage's one-hot)."""
-    extra = len(dataset_json.foreground_labels) if configuration.previous_stage else 0
-    return dataset_json.num_channels + extra
-
-
-def output_channels(dataset_json) -> int:
-    """Segmentation heads: one per label (background included) or one per foreground region."""
-    if dataset_json.has_regions:
-        return len(dataset_json.foreground_regions)
-    return len(dataset_json.all_labels)
 
 
 def network_class(network_class_name: str) -> type[UNet]:

@@ -28,6 +28,9 @@ from autoseg.errors import ModelFolderError
 from autoseg.plans.model import Plans
 from autoseg.utils.files import atomic_path
 from autoseg.utils.safe_pickle import NUMPY_GLOBALS
+from autoseg.utils.state_dict_names import clean_state_dict
+
+__all__ = ["build_checkpoint", "clean_state_dict", "init_args", "load_checkpoint", "save_checkpoint"]
 
 
 class CheckpointLogging(Protocol):
@@ -111,17 +114,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             + (f" with keys {sorted(checkpoint)[:8]}" if isinstance(checkpoint, dict) else "") + "."
         )
     return checkpoint
-
-
-def clean_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip the prefixes ``torch.compile`` (``_orig_mod.``) and DDP (``module.``) add to key names."""
-    out = {}
-    for key, value in state_dict.items():
-        for prefix in ("_orig_mod.", "module."):
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
 
 
 def _first_line(err: BaseException) -> str:

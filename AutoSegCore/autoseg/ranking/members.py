@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from autoseg.inference.export import export_logits
 from autoseg.inference.model_folder import ModelFolder
 from autoseg.inference.predictor import Predictor
-from autoseg.inference.sliding_window import mirror_axes_combinations
+from autoseg.inference.window_grid import mirror_axes_combinations
 from autoseg.typing import ProgressCallback
 
 
@@ -47,7 +46,7 @@ def plan_members(model: ModelFolder, tta: bool) -> MemberPlan:
     return MemberPlan("single prediction", predictor_mirroring=tta)
 
 
-def _flip_dims(plan: MemberPlan, network_input: torch.Tensor, patch_dims: int) -> list[tuple[int, ...]]:
+def _flip_dims(plan: MemberPlan, network_input: np.ndarray, patch_dims: int) -> list[tuple[int, ...]]:
     """Tensor dims of the (c, ...) network input for each copy; ``()`` is the unflipped image."""
     offset = network_input.ndim - patch_dims  # 1 for 3D patches, 2 for 2D patches on (c, z, y, x)
     return [(), *(tuple(d - 2 + offset for d in dims) for dims in mirror_axes_combinations(plan.mirror_axes))]
@@ -66,13 +65,13 @@ def member_probabilities(predictor: Predictor, plan: MemberPlan, data: np.ndarra
             if progress:
                 progress(copy * total + done, len(flips) * total)
 
-        flipped = torch.flip(network_input, dims) if dims else network_input
+        flipped = np.ascontiguousarray(np.flip(network_input, dims)) if dims else network_input
         for logits in predictor.iter_fold_logits(flipped, member_progress):
             if dims:
-                logits = torch.flip(logits, dims)
+                logits = np.flip(logits, dims)
             _, probabilities = export_logits(
                 logits, model.plans, predictor.configuration, model.dataset_json, preprocessed,
-                return_probabilities=True, num_threads=torch.get_num_threads(),
+                return_probabilities=True, num_threads=predictor.engine.num_threads,
             )
             assert probabilities is not None
             yield probabilities

@@ -209,13 +209,14 @@ def predict_command(ws_or_none: Workspace | None, input_folder: PathLike, output
                     model_folder: PathLike, folds: Sequence[int | str] | None, device: str = "auto",
                     step_size: float = 0.5, tta: bool = False, save_probabilities: bool = False,
                     checkpoint: str = "checkpoint_final.pth", progress_file: Path | None = None,
-                    previous_stage: Path | None = None) -> AutoSegCommand:
-    """``autoseg predict -m MODEL_FOLDER -i IN -o OUT ...`` (progress as JSON lines with ``-progress_file``)."""
+                    previous_stage: Path | None = None, engine: str = "auto") -> AutoSegCommand:
+    """``autoseg predict -m MODEL_FOLDER -i IN -o OUT ...`` (progress as JSON lines with ``-progress_file``);
+    ``engine`` auto/openvino/torch (openvino needs no PyTorch)."""
     if not 0 < step_size <= 1:
         raise AutoSegError(f"The step size must be in (0, 1], got {step_size}.")
     model = Path(model_folder)
     args = ["predict", "-i", str(input_folder), "-o", str(output_folder), "-m", str(model),
-            "-device", device, "-step_size", f"{step_size:g}", "-chk", checkpoint]
+            "-device", device, "-engine", engine, "-step_size", f"{step_size:g}", "-chk", checkpoint]
     fold_texts = [_fold_text(f) for f in folds] if folds else []
     if fold_texts:
         args += ["-f", *fold_texts]

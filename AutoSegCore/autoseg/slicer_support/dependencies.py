@@ -1,7 +1,7 @@
 """Which Python packages AutoSeg still needs inside 3D Slicer, and how to install them safely.
 
 Slicer ships its own numpy and SimpleITK, and torch comes from the PyTorch extension (which picks
-the CUDA build matching the GPU). A plain ``pip install`` of our requirements could replace any of
+the CUDA build matching the GPU); running a model needs no torch (OpenVINO). A plain ``pip install`` of our requirements could replace any of
 them (batchgeneratorsv2 depends on torch, scikit-image on numpy). So the modules install only what
 is missing, with a constraints file that pins the installed versions of those protected packages:
 pip then either keeps them or fails with a clear conflict, and never swaps them silently.
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 
-#: What ``autoseg`` needs beyond numpy, SimpleITK and torch (kept equal to pyproject.toml by a test).
+#: What ``autoseg`` needs beyond numpy and SimpleITK (kept equal to pyproject.toml's dependencies by a test).
 SLICER_REQUIREMENTS = (
     "scipy>=1.10",
     "scikit-image>=0.21",
@@ -21,11 +21,36 @@ SLICER_REQUIREMENTS = (
     "Pillow>=9.0",
     "tqdm>=4.64",
     "psutil>=5.9",
-    "batchgeneratorsv2>=0.3.6",
     "threadpoolctl>=3.1",
-    "matplotlib>=3.7",
     "slicerio>=1.1",
 )
+
+#: Training (and the PyTorch engine) also needs these, besides torch (pyproject's ``torch`` extra).
+SLICER_TRAINING_REQUIREMENTS = (
+    "batchgeneratorsv2>=0.3.6",
+    "matplotlib>=3.7",
+)
+
+#: The torch-free inference engine (pyproject's ``openvino`` extra): enough to run a model in Slicer.
+SLICER_OPENVINO_REQUIREMENTS = ("openvino>=2024.4",)
+
+#: What each module needs: ``inference`` runs models (OpenVINO, no PyTorch), ``training`` trains them.
+PURPOSES = ("inference", "training")
+
+
+def requirements_for(purpose: str) -> tuple[str, ...]:
+    """The pip requirements (torch excluded: it comes from the PyTorch extension) for ``purpose``."""
+    if purpose == "inference":
+        return SLICER_REQUIREMENTS + SLICER_OPENVINO_REQUIREMENTS
+    if purpose == "training":
+        return SLICER_REQUIREMENTS + SLICER_TRAINING_REQUIREMENTS
+    raise ValueError(f"Unknown purpose {purpose!r}: use {', '.join(PURPOSES)}.")
+
+
+def needs_torch(purpose: str) -> bool:
+    """Training needs PyTorch; running a model does not (OpenVINO)."""
+    return purpose == "training"
+
 
 #: Installed by Slicer or by the PyTorch extension; never replaced by our pip runs.
 PROTECTED_PACKAGES = ("numpy", "SimpleITK", "torch")
@@ -45,7 +70,7 @@ def requirement_name(requirement: str) -> str:
 
 
 def missing_requirements(
-    requirements: Iterable[str] = SLICER_REQUIREMENTS,
+    requirements: Iterable[str] = SLICER_REQUIREMENTS + SLICER_TRAINING_REQUIREMENTS,
     installed_version: Callable[[str], str] = metadata.version,
 ) -> list[str]:
     """The requirements that are not installed, or installed in a version that does not satisfy them."""

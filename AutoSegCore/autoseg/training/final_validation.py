@@ -78,7 +78,7 @@ def validate_fold(
         if continue_ and outputs_exist(output, identifier, ending, job.save_probabilities) and not next_stages:
             continue
         data, properties = _network_input(job, dataset, identifier)
-        logits = predictor.predict_logits(torch.from_numpy(data))
+        logits = predictor.predict_logits(data)
         del data
         segmentation, probabilities = export_logits(
             logits, job.plans, job.configuration, job.dataset_json, properties,
@@ -88,7 +88,7 @@ def validate_fold(
         if probabilities is not None:
             write_probabilities(output, identifier, probabilities, properties)
         for stage in next_stages:
-            _save_for_next_stage(job, stage, identifier, logits.float().numpy())
+            _save_for_next_stage(job, stage, identifier, logits.astype(np.float32))
     if progress:
         progress(len(val_ids), len(val_ids), "")
     if ranks.distributed:

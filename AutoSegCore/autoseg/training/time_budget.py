@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoseg.inference.sliding_window import compute_steps
+from autoseg.inference.window_grid import compute_steps
 from autoseg.preprocessing import storage
 
 #: time not spent in epochs or validation windows: checkpoints, plots, export of the validation cases

@@ -142,11 +142,11 @@ def test_peak_memory_estimate_grows_with_probabilities_and_folds():
 
     from autoseg.inference.predictor import Predictor
 
-    fake = SimpleNamespace(model=SimpleNamespace(num_output_channels=4), _fold_states=[{}])
+    fake = SimpleNamespace(model=SimpleNamespace(num_output_channels=4, folds=[0]))
     properties = {"shape_after_cropping_and_before_resampling": [100, 100, 100]}
     one_fold = Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, False)
     assert one_fold == 2 * 4 * 10**6 + 4 * 10**6 * 3
     with_probabilities = Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, True)
-    fake._fold_states = [{}, {}]
+    fake.model.folds = [0, 1]
     assert with_probabilities > one_fold
     assert Predictor.estimated_peak_bytes(fake, (100, 100, 100), properties, False) > one_fold

@@ -10,11 +10,16 @@ import tomllib
 
 from autoseg.slicer_support.dependencies import (
     PROTECTED_PACKAGES,
+    SLICER_OPENVINO_REQUIREMENTS,
     SLICER_REQUIREMENTS,
+    SLICER_TRAINING_REQUIREMENTS,
+    TORCH_REQUIREMENT,
     missing_requirements,
+    needs_torch,
     pip_install_arguments,
     protected_constraints,
     requirement_name,
+    requirements_for,
     torch_missing,
 )
 
@@ -30,9 +35,22 @@ def _fake_versions(versions: dict[str, str]):
 
 
 def test_slicer_requirements_are_pyproject_minus_protected():
-    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
-    expected = {d for d in dependencies if requirement_name(d) not in PROTECTED_PACKAGES}
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    expected = {d for d in project["dependencies"] if requirement_name(d) not in PROTECTED_PACKAGES}
     assert set(SLICER_REQUIREMENTS) == expected
+    extras = project["optional-dependencies"]
+    assert set(SLICER_TRAINING_REQUIREMENTS) == {d for d in extras["torch"] if requirement_name(d) != "torch"}
+    assert set(SLICER_OPENVINO_REQUIREMENTS) == set(extras["openvino"])
+    assert [d for d in extras["torch"] if requirement_name(d) == "torch"] == [f"torch{TORCH_REQUIREMENT}"]
+
+
+def test_running_a_model_needs_no_torch():
+    assert not needs_torch("inference") and needs_torch("training")
+    inference, training = requirements_for("inference"), requirements_for("training")
+    assert "openvino>=2024.4" in inference and not any(requirement_name(r) == "torch" for r in inference)
+    assert "batchgeneratorsv2>=0.3.6" in training and "batchgeneratorsv2>=0.3.6" not in inference
+    with pytest.raises(ValueError, match="inference, training"):
+        requirements_for("painting")
 
 
 def test_missing_and_too_old_are_reported():
@@ -43,6 +61,7 @@ def test_missing_and_too_old_are_reported():
 
 def test_everything_installed_here():
     assert missing_requirements() == []  # the test environment has every runtime dependency
+    assert missing_requirements(requirements_for("inference")) == []
 
 
 def test_constraints_pin_installed_protected_versions():
