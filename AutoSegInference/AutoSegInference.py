@@ -205,8 +205,9 @@ class AutoSegInferenceWidget(CorrectedCaseWidgetMixin, ParameterNodeWidgetMixin,
             if not p.outputSegmentation:
                 p.outputSegmentation = slicer.mrmlScene.AddNewNodeByClass(
                     "vtkMRMLSegmentationNode", f"{p.inputVolume.GetName()} segmentation")
-            options = dict(device=p.device, engine=p.engine, folds=p.folds.replace(",", " ").split() or None, tta=p.testTimeAugmentation,
-                           stepSize=p.stepSize, postprocessing=p.postprocessing, probabilities=p.probabilities)
+            options = dict(device=p.device, engine=p.engine, folds=p.folds.replace(",", " ").split() or None,
+                           tta=p.testTimeAugmentation, stepSize=p.stepSize, postprocessing=p.postprocessing,
+                           probabilities=p.probabilities)
             self.logic.startSegmentation(self.currentModel(), volumes, p.outputSegmentation, **options)
             self.ui.progressBar.setValue(0)
         self.updateButtons()

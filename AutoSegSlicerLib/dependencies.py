@@ -2,8 +2,9 @@
 
 Running a model (``purpose="inference"``) needs no PyTorch: the OpenVINO engine is installed with pip.
 Training (``purpose="training"``) needs torch, which comes from the PyTorch extension (``PyTorchUtils``),
-which picks the build matching the GPU; everything else is installed with ``slicer.util.pip_install`` under a constraints file that pins the
-installed numpy, SimpleITK and torch (see ``autoseg.slicer_support.dependencies``).
+which picks the build matching the GPU; everything else is installed with ``slicer.util.pip_install`` under
+a constraints file that pins the installed numpy, SimpleITK and torch (see
+``autoseg.slicer_support.dependencies``).
 """
 
 import importlib

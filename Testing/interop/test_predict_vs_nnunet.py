@@ -1,7 +1,10 @@
 """``autoseg predict`` against ``nnUNetv2_predict`` on real nnU-Net v2 models (built by nnU-Net itself).
 
 Every comparison requires >= 99.9% identical voxels, the exact same geometry (shape, spacing, origin,
-direction) and, with ``--save_probabilities``, probabilities within 1e-3.
+direction) and, with ``--save_probabilities``, probabilities within 1e-3: all of them with the PyTorch engine
+(the same float32 operations as nnU-Net), 99.99% of them (and all within 1e-2) with the default engine
+(OpenVINO on the CPU), whose float32 logits differ in the last bits, which nnU-Net's float16 window
+aggregation can round one float16 step apart.
 """
 
 from __future__ import annotations
@@ -26,7 +29,19 @@ def _autoseg_predict(model_folder: Path, inputs: Path, output: Path, *flags: str
     assert code == 0
 
 
-def assert_same_predictions(theirs: Path, ours: Path, file_ending: str, probabilities: bool = False) -> None:
+def assert_probabilities_close(p: np.ndarray, q: np.ndarray, case: str, exact_engine: bool) -> None:
+    """Within 1e-3 everywhere (``exact_engine``), or for 99.99% of the values and within 1e-2 everywhere."""
+    assert p.shape == q.shape, case
+    if exact_engine:
+        np.testing.assert_allclose(q, p, atol=1e-3, err_msg=case)
+        return
+    difference = np.abs(p - q)
+    assert float((difference <= 1e-3).mean()) >= 0.9999, case
+    assert float(difference.max()) <= 1e-2, case
+
+
+def assert_same_predictions(theirs: Path, ours: Path, file_ending: str, probabilities: bool = False,
+                            exact_engine: bool = False) -> None:
     cases = sorted(p.name[: -len(file_ending)] for p in theirs.glob(f"*{file_ending}"))
     assert cases, f"nnU-Net wrote nothing into {theirs}"
     for case in cases:
@@ -41,19 +56,20 @@ def assert_same_predictions(theirs: Path, ours: Path, file_ending: str, probabil
         assert len(np.unique(x)) > 1, f"{case}: the oracle predicted a single label (weights not decisive)"
         if probabilities:
             p, q = np.load(theirs / f"{case}.npz")["probabilities"], np.load(ours / f"{case}.npz")["probabilities"]
-            assert p.shape == q.shape, case
-            np.testing.assert_allclose(q, p, atol=1e-3, err_msg=case)
+            assert_probabilities_close(p, q, case, exact_engine)
 
 
-def _compare(model: dict, configuration: str, tmp_path: Path, folds: list, flags: list[str]) -> None:
+def _compare(model: dict, configuration: str, tmp_path: Path, folds: list, flags: list[str],
+             engine: str = "auto") -> None:
     inputs = tmp_path / "inputs"
     if not inputs.exists():
         write_prediction_inputs(model, inputs, n=2)
     folder = model["model_folders"][configuration]
     theirs = predict_with_nnunet(model["workspace"], model_ids(model, configuration), inputs, tmp_path / "nnunet",
                                  folds, flags)
-    _autoseg_predict(folder, inputs, tmp_path / "autoseg", "-f", *map(str, folds), *flags)
-    assert_same_predictions(theirs, tmp_path / "autoseg", model["file_ending"], "--save_probabilities" in flags)
+    _autoseg_predict(folder, inputs, tmp_path / "autoseg", "-f", *map(str, folds), *flags, "-engine", engine)
+    assert_same_predictions(theirs, tmp_path / "autoseg", model["file_ending"], "--save_probabilities" in flags,
+                            exact_engine=engine == "torch")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +83,10 @@ def test_3d_fullres_one_fold_without_tta(hippocampus, tmp_path):
 
 def test_3d_fullres_two_folds_tta_probabilities(hippocampus, tmp_path):
     _compare(hippocampus, "3d_fullres", tmp_path, [0, 1], ["--save_probabilities"])
+
+
+def test_torch_engine_3d_fullres_tta_probabilities(hippocampus, tmp_path):
+    _compare(hippocampus, "3d_fullres", tmp_path, [0], ["--save_probabilities"], engine="torch")
 
 
 def test_2d_two_folds_tta(hippocampus, tmp_path):

@@ -46,8 +46,9 @@ def add_device(parser: argparse.ArgumentParser) -> None:
              help="auto (CUDA if PyTorch sees a GPU, else the CPU), cpu, cuda, cuda:N or mps (default: auto)")
 
 
-def add_engine(parser: argparse.ArgumentParser) -> None:
+def add_engine(parser: argparse.ArgumentParser, what: str = "") -> None:
     """``-engine auto|torch|openvino``: resolved by :func:`autoseg.inference.engine_choice.choose_engine`."""
     from autoseg.inference.engine_choice import ENGINE_HELP, ENGINES
 
-    add_flag(parser, "-engine", choices=ENGINES, default="auto", help=f"{ENGINE_HELP} (default: auto)")
+    prefix = f"{what}: " if what else ""
+    add_flag(parser, "-engine", choices=ENGINES, default="auto", help=f"{prefix}{ENGINE_HELP} (default: auto)")

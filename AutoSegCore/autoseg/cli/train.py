@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoseg.cli.common import add_dataset, add_device, add_flag, workspace_from_environment
+from autoseg.cli.common import add_dataset, add_device, add_engine, add_flag, workspace_from_environment
 
 if TYPE_CHECKING:
     from autoseg.evaluation.summary import EvaluationSummary
@@ -84,6 +84,7 @@ def _add_budget_flags(parser: argparse.ArgumentParser) -> None:
 def _add_hardware_flags(parser: argparse.ArgumentParser) -> None:
     """Where and how the computation runs."""
     add_device(parser)
+    add_engine(parser, "of the final validation")
     add_flag(parser, "-num_gpus", type=int, default=1, metavar="N",
              help="GPUs for distributed data-parallel training (default 1)")
     add_flag(parser, "-precision", choices=PRECISIONS, default="auto",
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             compile=args.compile,
             pretrained_weights=Path(args.pretrained_weights) if args.pretrained_weights else None,
             save_probabilities=args.npz,
+            validation_engine=args.engine,
             disable_checkpointing=args.disable_checkpointing,
             progress_bar=not args.no_pbar,
             **_update_and_budget(args),

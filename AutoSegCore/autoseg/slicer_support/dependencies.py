@@ -1,10 +1,10 @@
 """Which Python packages AutoSeg still needs inside 3D Slicer, and how to install them safely.
 
 Slicer ships its own numpy and SimpleITK, and torch comes from the PyTorch extension (which picks
-the CUDA build matching the GPU); running a model needs no torch (OpenVINO). A plain ``pip install`` of our requirements could replace any of
-them (batchgeneratorsv2 depends on torch, scikit-image on numpy). So the modules install only what
-is missing, with a constraints file that pins the installed versions of those protected packages:
-pip then either keeps them or fails with a clear conflict, and never swaps them silently.
+the CUDA build matching the GPU); running a model needs no torch (OpenVINO). A plain ``pip install`` of our
+requirements could replace any of them (batchgeneratorsv2 depends on torch, scikit-image on numpy). So the
+modules install only what is missing, with a constraints file that pins the installed versions of those
+protected packages: pip then either keeps them or fails with a clear conflict, and never swaps them silently.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def validate_fold(
         folds=[FoldWeights(job.fold, clean_state_dict(network_weights), job.trainer_name, job.configuration_name,
                            mirror_axes)],
     )
-    predictor = Predictor(model, PredictionSettings(device=str(job.device)))
+    predictor = Predictor(model, PredictionSettings(device=str(job.device), engine=job.validation_engine))
     reader_writer = reader_writer_class_by_name(job.plans.image_reader_writer)()
     ending = job.dataset_json.file_ending
     # a DDP rank can be left without validation cases (fewer cases than ranks)

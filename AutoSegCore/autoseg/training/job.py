@@ -45,6 +45,8 @@ class TrainingJob:
     compile: bool | None = None
     pretrained_weights: Path | None = None
     save_probabilities: bool = False
+    #: Network engine of the final validation: "auto" (OpenVINO on the CPU when installed), "torch", "openvino".
+    validation_engine: str = "auto"
     disable_checkpointing: bool = False
     progress_bar: bool = True
     #: Cascade stages: the previous stage's predictions (default: its model folder's predicted_next_stage).

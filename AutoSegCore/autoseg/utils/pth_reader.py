@@ -4,8 +4,8 @@
 ``torch._utils._rebuild_tensor_v2`` on a persistent id ``('storage', torch.FloatStorage, key, location, numel)``),
 ``<prefix>/data/<key>`` (each storage's raw bytes), ``<prefix>/byteorder`` and version records. This module
 parses that layout itself, so that an inference engine can read nnU-Net/AutoSeg checkpoints where torch is not
-installed; tensors come back as contiguous numpy arrays (bfloat16 widened to float32), ``torch.device`` as a
-string such as ``"cuda:0"``, ``torch.Size`` as a tuple.
+installed (it never imports torch, not even lazily); tensors come back as contiguous numpy arrays (bfloat16
+widened to float32), ``torch.device`` as a string such as ``"cuda:0"``, ``torch.Size`` as a tuple.
 
 ``data.pkl`` is read by an unpickler that resolves only an explicit allow-list: ``collections.OrderedDict``,
 torch's tensor/parameter rebuild functions, typed storage classes and dtypes with a numpy equivalent,
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import pickle
+import pickletools
 import re
 import zipfile
 import zlib
@@ -39,6 +41,10 @@ __all__ = ["TensorPlaceholder", "load_checkpoint_without_torch"]
 #: The first pickle of torch's legacy (pre-1.6, non-zip) format is this integer.
 _LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _COPY_AGAIN = "Copy it again from the training machine, or re-run training with --c to rewrite it."
+#: Opcodes torch.save never writes that reach globals or classes (the extension registry, protocol-0 classes).
+_REFUSED_OPCODES = frozenset({"EXT1", "EXT2", "EXT4", "INST", "OBJ"})
+#: An expanded tensor (stride 0) is copied in full: refuse copies beyond this size that the storage does not hold.
+_MAX_EXPANDED_BYTES = 1 << 30
 #: torch dtypes and storage classes without a numpy equivalent (named in a clearer error than "refused").
 _UNSUPPORTED_TORCH_TYPE = re.compile(r"(float8_|float4_|bits|qint|quint|complex32|chalf)|\w*Storage$")
 
@@ -107,6 +113,8 @@ def _refused(path: Path, found: str) -> ModelFolderError:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
+    if isinstance(err, _MalformedError):
+        return text
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
@@ -263,6 +271,10 @@ class _StorageReader:
             if last >= count:
                 raise _unreadable(self._path, f"a tensor of shape {tensor.size} reaches element {last} of a "
                                               f"storage of {count} elements")
+            numel = math.prod(tensor.size)
+            if numel > count and numel * stored.itemsize > _MAX_EXPANDED_BYTES:
+                raise _unreadable(self._path, f"a tensor of shape {tensor.size} expands a storage of {count} "
+                                              f"elements beyond {_MAX_EXPANDED_BYTES >> 20} MiB")
             base = np.frombuffer(data, dtype=stored, count=count)[tensor.offset:]
             view = np.lib.stride_tricks.as_strided(
                 base, shape=tensor.size, strides=[s * stored.itemsize for s in tensor.stride], writeable=False)
@@ -346,9 +358,21 @@ def _records(archive: zipfile.ZipFile, path: Path) -> tuple[str, str]:
     return prefix, byteorder
 
 
+def _check_opcodes(data: bytes, path: Path) -> None:
+    """Walk the opcodes without running them: the C unpickler allocates what a length or memo index declares
+    before it reads, so a crafted count of 2**60 must be refused here. Protocol-5 buffers and the extension
+    registry, which torch never writes, are refused too."""
+    for opcode, argument, position in pickletools.genops(data):  # ValueError for lengths beyond the data
+        if opcode.proto > 4 or opcode.name in _REFUSED_OPCODES:
+            raise _refused(path, f"pickle opcode {opcode.name}")
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(argument, int) and argument > (position or 0):
+            raise _MalformedError(f"memo index {argument} at byte {position}")
+
+
 def _unpickle(archive: zipfile.ZipFile, prefix: str, path: Path) -> Any:
     data = _read_record(archive, f"{prefix}/data.pkl")
     try:
+        _check_opcodes(data, path)
         return _CheckpointUnpickler(data, path).load()
     except ModelFolderError:
         raise
@@ -370,6 +394,8 @@ def load_checkpoint_without_torch(
     are not a dict with ``network_weights``.
     """
     path = Path(path)
+    if isinstance(tensor_keys, str):  # one key, not its characters
+        tensor_keys = (tensor_keys,)
     archive = _open_archive(path)
     try:
         with archive:
@@ -390,5 +416,5 @@ def load_checkpoint_without_torch(
             return checkpoint
     except ModelFolderError:
         raise
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError) as err:  # bad CRC, cut off
-        raise _unreadable(path, _first_line(err)) from err
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, TypeError) as err:
+        raise _unreadable(path, _first_line(err)) from err  # bad CRC, cut-off record, arrays inside a set

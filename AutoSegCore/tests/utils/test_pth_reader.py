@@ -47,7 +47,8 @@ def _nnunet_checkpoint() -> dict[str, Any]:
     """A dict with nnU-Net's checkpoint keys and value types, after one SGD step with momentum."""
     network = _network(residual=True)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.99, nesterov=True, weight_decay=3e-5)
-    network(torch.randn(1, 1, 8, 8, 8)).square().mean().backward()
+    for parameter in network.parameters():  # the gradients of a backward pass, without its cost
+        parameter.grad = torch.randn_like(parameter)
     optimizer.step()
     return {
         "network_weights": network.state_dict(),
@@ -257,6 +258,22 @@ def test_unexpected_reduce_is_refused(tmp_path):
     crafted = _rewrite(valid, tmp_path / "reduce.pth", {"data.pkl": data})
     with pytest.raises(ModelFolderError, match=rf"{REFUSED} .*Found: an unexpected call or object \(TypeError"):
         load_checkpoint_without_torch(crafted)
+
+
+@pytest.mark.parametrize(("name", "body", "message"), [
+    # before running anything: a memo index far beyond the data (the C unpickler would size its memo to it) ...
+    ("memo", b"r\x40\x42\x0f\x00", r"is unreadable or truncated \(data.pkl: memo index 1000000 at byte"),
+    # ... counts of bytes the data does not hold (it would allocate them first) ...
+    ("bytes8", b"\x8e" + (1 << 40).to_bytes(8, "little"), r"is unreadable or truncated \(data.pkl: ValueError"),
+    # ... and opcodes torch never writes
+    ("buffer", b"\x97", rf"{REFUSED} .*Found: pickle opcode NEXT_BUFFER"),
+    ("ext", b"\x82\x01", rf"{REFUSED} .*Found: pickle opcode EXT1"),
+])
+def test_crafted_opcodes_are_refused(tmp_path, name, body, message):
+    valid = _save({"network_weights": {}}, tmp_path / "valid.pth")
+    data = b"\x80\x02}X\x0f\x00\x00\x00network_weights" + body + b"s."
+    with pytest.raises(ModelFolderError, match=message):
+        load_checkpoint_without_torch(_rewrite(valid, tmp_path / f"{name}.pth", {"data.pkl": data}))
 
 
 def test_damaged_files_are_refused(tmp_path):
