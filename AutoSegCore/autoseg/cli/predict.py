@@ -172,10 +172,12 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None) -> int:
     from tqdm import tqdm
 
+    from autoseg.inference.engine_choice import choose_engine
     from autoseg.inference.model_folder import open_model_folder
     from autoseg.inference.predict_folder import predict_folder
     from autoseg.inference.predictor import PredictionSettings, Predictor
 
+    engine = choose_engine(args.engine, args.device)  # before reading the model: say early what is missing
     checkpoint = args.checkpoint
     if args.model_version is not None:
         from autoseg.inference.model_versions import checkpoint_name_for_version
@@ -183,7 +185,7 @@ def _run(args: argparse.Namespace, progress_file: PredictionProgressFile | None)
         checkpoint = checkpoint_name_for_version(Path(_model_path(args)), args.model_version)
     model = open_model_folder(_model_path(args), args.folds, checkpoint)
     settings = PredictionSettings(step_size=args.step_size, use_mirroring=not args.disable_tta,
-                                  device=args.device, engine=args.engine, num_threads=args.num_threads,
+                                  device=engine.device, engine=engine.engine, num_threads=args.num_threads,
                                   perform_everything_on_device=not args.not_on_device,
                                   precision=args.precision)
     predictor = Predictor(model, settings)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +24,7 @@ from autoseg.errors import PredictionError
 from autoseg.inference.engine_choice import choose_engine
 from autoseg.inference.export import export_logits
 from autoseg.inference.model_folder import ModelFolder
+from autoseg.inference.prediction_settings import PredictionSettings
 from autoseg.inference.window_grid import window_slicers
 from autoseg.preprocessing.preprocessor import preprocess_case
 from autoseg.typing import ProgressCallback
@@ -32,32 +32,6 @@ from autoseg.typing import ProgressCallback
 logger = logging.getLogger(__name__)
 
 __all__ = ["NetworkEngine", "PredictionError", "PredictionSettings", "Predictor"]
-
-
-@dataclass
-class PredictionSettings:
-    """How to predict: nnU-Net's defaults (step 0.5, Gaussian weighting, mirroring TTA)."""
-
-    step_size: float = 0.5
-    use_gaussian: bool = True
-    use_mirroring: bool = True
-    device: str = "cpu"
-    #: "auto" (OpenVINO on the CPU when installed, else PyTorch), "torch" or "openvino".
-    engine: str = "auto"
-    #: Keep the aggregated logits on the GPU (falls back to the CPU when they do not fit).
-    perform_everything_on_device: bool = True
-    #: Threads for the network on the CPU (None: all available cores).
-    num_threads: int | None = None
-    #: Run all mirrored copies of a window as one batch (helps GPUs; no gain on CPUs). Torch engine.
-    batch_mirrors: bool | None = None
-    #: "float16" sums window logits like nnU-Net (same results, half the memory); "float32" is more exact.
-    aggregation_dtype: str = "float16"
-    #: Network precision on the CPU: "fp32" (as nnU-Net) or "bf16" (faster on CPUs with native bf16).
-    precision: str = "fp32"
-    #: Torch on the CPU: switch to a traced, oneDNN-optimised graph for longer jobs (same results, ~25% faster).
-    trace_network: bool = True
-    #: Torch on a multi-core CPU: run the mirrored copies of a window side by side (one thread each).
-    parallel_copies: bool = True
 
 
 class NetworkEngine(Protocol):

@@ -21,7 +21,7 @@ from autoseg.utils.parallel import available_cpus
 
 if TYPE_CHECKING:
     from autoseg.inference.model_folder import ModelFolder
-    from autoseg.inference.predictor import PredictionSettings
+    from autoseg.inference.prediction_settings import PredictionSettings
 
 logger = logging.getLogger(__name__)
 
