@@ -34,7 +34,7 @@ def test_autoseg_checkpoint_runs_in_nnunet(nnunet_model_factory, tmp_path):
     plans, dataset_json = Plans.load(source / "plans.json"), DatasetJson.load(source / "dataset.json")
     loaded = open_model_folder(source, [0])
     network = build_network(plans.configuration("3d_fullres").architecture, 1, 3, deep_supervision=True)
-    network.load_state_dict(loaded.folds[0].state_dict)
+    network.load_state_dict({k: torch.from_numpy(v) for k, v in loaded.folds[0].state_dict.items()})
     optimizer = build_optimizer(network.parameters())
     log = TrainingLog()
     log.log_validation([0.5, 0.6])

@@ -87,6 +87,23 @@ def test_inference_never_offers_a_labelmap_as_an_input(real_slicer, tmp_path):
     assert imageVolumeNodes() == [t1, t2]
 
 
+def test_inference_engine_choice_reaches_the_prediction_command(real_slicer, tmp_path, monkeypatch):
+    """The Engine combo box is bound to the parameter node (default auto: OpenVINO on the CPU, no PyTorch needed)
+    and its value is what ``autoseg predict -engine`` gets."""
+    import qt
+
+    qt.QSettings().setValue(WORKSPACE_KEY, str(_workspace(tmp_path / "ws", "Dataset005_Engine", {"0": "CT"})))
+    real_slicer.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "abdomen")
+    widget = real_slicer.open_module("AutoSegInference")
+    assert widget._parameterNode.engine == "auto" and widget.ui.engineComboBox.currentText == "auto"
+    widget.ui.engineComboBox.currentIndex = 1  # the items: auto, openvino, torch
+    assert widget._parameterNode.engine == "openvino"
+    started = {}
+    monkeypatch.setattr(widget.logic, "startSegmentation", lambda *args, **kwargs: started.update(kwargs))
+    widget.onApply()
+    assert started["engine"] == "openvino" and started["device"] == "auto"
+
+
 def test_single_channel_fallback_ignores_labelmaps(real_slicer, tmp_path):
     import qt
 

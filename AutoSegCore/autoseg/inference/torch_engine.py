@@ -54,7 +54,7 @@ class TorchEngine:
             except RuntimeError as err:
                 raise PredictionError(
                     f"The weights of fold {fold.fold} in {model.path} do not fit the network described by its "
-                    f"plans.json (configuration {model.configuration_name}): {str(err).splitlines()[0]}"
+                    f"plans.json (configuration {model.configuration_name}): {' '.join(str(err).split())[:600]}"
                 ) from err
         self.network.to(self.device).eval()
         self.mirror_axes = mirror_axes

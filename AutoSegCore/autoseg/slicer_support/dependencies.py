@@ -32,7 +32,7 @@ SLICER_TRAINING_REQUIREMENTS = (
 )
 
 #: The torch-free inference engine (pyproject's ``openvino`` extra): enough to run a model in Slicer.
-SLICER_OPENVINO_REQUIREMENTS = ("openvino>=2024.4",)
+SLICER_OPENVINO_REQUIREMENTS = ("openvino>=2025.0",)
 
 #: What each module needs: ``inference`` runs models (OpenVINO, no PyTorch), ``training`` trains them.
 PURPOSES = ("inference", "training")

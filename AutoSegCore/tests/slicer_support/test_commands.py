@@ -170,8 +170,9 @@ def test_predict(tmp_path):
     progress = tmp_path / "progress.jsonl"
     command = predict_command(None, tmp_path / "in put", tmp_path / "out", model, [0, "1"], device="cuda",
                               step_size=0.75, tta=True, save_probabilities=True, checkpoint="checkpoint_best.pth",
-                              progress_file=progress, previous_stage=tmp_path / "lowres")
+                              progress_file=progress, previous_stage=tmp_path / "lowres", engine="torch")
     args = _parse(command)
+    assert args.engine == "torch"
     assert args.command == "predict" and args.model_folder == str(model) and args.dataset is None
     assert args.input == str(tmp_path / "in put") and args.output == str(tmp_path / "out")
     assert args.folds == ["0", "1"] and args.device == "cuda" and args.step_size == 0.75
@@ -181,6 +182,7 @@ def test_predict(tmp_path):
     assert command.description == f"Predicting with {DATASET} 3d_fullres (folds 0, 1)"
     plain = _parse(predict_command(None, "in", "out", model, None))
     assert plain.folds is None and plain.disable_tta and not plain.save_probabilities and plain.progress_file is None
+    assert plain.engine == "auto"  # OpenVINO on the CPU when installed: the Inference module needs no PyTorch
     with pytest.raises(AutoSegError, match="step size"):
         predict_command(None, "in", "out", model, None, step_size=0)
 

@@ -47,7 +47,7 @@ def test_slicer_requirements_are_pyproject_minus_protected():
 def test_running_a_model_needs_no_torch():
     assert not needs_torch("inference") and needs_torch("training")
     inference, training = requirements_for("inference"), requirements_for("training")
-    assert "openvino>=2024.4" in inference and not any(requirement_name(r) == "torch" for r in inference)
+    assert "openvino>=2025.0" in inference and not any(requirement_name(r) == "torch" for r in inference)
     assert "batchgeneratorsv2>=0.3.6" in training and "batchgeneratorsv2>=0.3.6" not in inference
     with pytest.raises(ValueError, match="inference, training"):
         requirements_for("painting")
