@@ -57,7 +57,8 @@ demo: $(RUNTIME_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_plan_and_preprocess.py
-	$(BIN)/python benchmarks/bench_predict.py --bf16
+	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_engine_agreement.py
 
 # training vs nnU-Net at an equal budget (about 30 min on 2 CPU cores)
 bench-train: $(STAMP)
