@@ -55,7 +55,7 @@ test: lint $(TORCH_FREE_STAMP)
 demo: $(RUNTIME_STAMP)
 	$(BIN)/autoseg demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(TORCH_FREE_STAMP)
 	$(BIN)/python benchmarks/bench_plan_and_preprocess.py
 	$(BIN)/python benchmarks/bench_predict.py
 	$(BIN)/python benchmarks/bench_engine_agreement.py
