@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from autoseg.errors import PlanError
 from autoseg.network.ops import ALLOWED_OPS, resolve_op
 from autoseg.network.plain_unet import PlainConvUNet
 from autoseg.network.residual_unet import ResidualEncoderUNet
+from autoseg.plans.architecture_args import checked_arch_kwargs
 from autoseg.plans.model import ArchitecturePlan
 from autoseg.plans.network_channels import input_channels, output_channels
 
@@ -24,8 +24,6 @@ NETWORK_CLASSES: dict[str, type[UNet]] = {
     "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet": ResidualEncoderUNet,
     "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet": ResidualEncoderUNet,
 }
-#: Constructor arguments that come from the caller, not from ``arch_kwargs``.
-_CALLER_ARGS = frozenset({"self", "input_channels", "num_classes", "deep_supervision"})
 
 
 def network_class(network_class_name: str) -> type[UNet]:
@@ -40,29 +38,11 @@ def network_class(network_class_name: str) -> type[UNet]:
 
 
 def network_kwargs(architecture: ArchitecturePlan, cls: type[UNet]) -> dict[str, Any]:
-    """``arch_kwargs`` checked against ``cls``'s arguments, with layer names resolved to classes."""
-    not_layers = [key for key in architecture.kw_requires_import if key not in ALLOWED_OPS]
-    if not_layers:
-        raise PlanError(
-            f"_kw_requires_import lists {', '.join(not_layers)}, but AutoSeg only resolves the layer classes "
-            f"{', '.join(ALLOWED_OPS)} (from an allow-list; it never imports names from plans)."
-        )
-    kwargs = {k: v for k, v in architecture.arch_kwargs.items() if k != "deep_supervision"}
-    for key in ALLOWED_OPS:
-        if key in kwargs:
-            kwargs[key] = resolve_op(key, kwargs[key])
-    parameters = {
-        name: p for name, p in inspect.signature(cls.__init__).parameters.items() if name not in _CALLER_ARGS
-    }
-    required = [name for name, p in parameters.items() if p.default is inspect.Parameter.empty]
-    problems = [f"unsupported {key}" for key in kwargs if key not in parameters]
-    problems += [f"missing {key}" for key in required if key not in kwargs]
-    if problems:
-        raise PlanError(
-            f"arch_kwargs of {architecture.network_class_name}: {', '.join(problems)}. "
-            f"Accepted keys: {', '.join(parameters)} (required: {', '.join(required)})."
-        )
-    return kwargs
+    """``arch_kwargs`` checked against ``cls``'s arguments (:func:`checked_arch_kwargs`, shared with the OpenVINO
+    builder), with layer names resolved to classes."""
+    checked = checked_arch_kwargs(architecture, cls.__name__)
+    return {key: resolve_op(key, value) if key in ALLOWED_OPS else value
+            for key, value in checked.items() if key in architecture.arch_kwargs and key != "deep_supervision"}
 
 
 def build_network(
