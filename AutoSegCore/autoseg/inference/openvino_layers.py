@@ -103,9 +103,16 @@ def average_pool(x: Tensor, kernel: Sequence[int]) -> Tensor:
 
 
 def instance_norm(x: Tensor, dim: int, eps: float) -> Tensor:
-    """Per sample and channel: subtract the spatial mean, divide by sqrt(biased variance + eps)."""
-    axes = ops.constant(np.arange(2, 2 + dim, dtype=np.int64))
-    return ops.mvn(x, axes, normalize_variance=True, eps=float(eps), eps_mode="inside_sqrt")
+    """Per sample and channel: subtract the spatial mean, divide by sqrt(biased variance + eps).
+
+    The statistics are taken on the map flattened to (batch, channels, voxels): on the N-d map right after a
+    convolution (channel-blocked layout) OpenVINO's CPU MVN summed ~10x less exactly (max error 3e-3 vs 3e-4 on a
+    64x96x96 map of a real nnU-Net model) and ran ~2.5x slower.
+    """
+    flat = ops.reshape(x, ops.constant(np.array([0, 0, -1], dtype=np.int64)), special_zero=True)
+    axes = ops.constant(np.array([2], dtype=np.int64))
+    normalised = ops.mvn(flat, axes, normalize_variance=True, eps=float(eps), eps_mode="inside_sqrt")
+    return ops.reshape(normalised, ops.shape_of(x), special_zero=False)
 
 
 def scale_and_shift(x: Tensor, scale: np.ndarray | None, shift: np.ndarray | None, dim: int) -> Tensor:
