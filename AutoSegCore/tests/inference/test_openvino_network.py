@@ -392,3 +392,27 @@ def test_builds_and_runs_without_torch(tmp_path: Path) -> None:
     with torch.no_grad():
         reference = predict_with_mirroring(network, x, (0, 1, 2)).numpy()
     assert_matches(np.load(tmp_path / "out.npy"), reference)
+
+
+@pytest.mark.parametrize("spatial", [(16, 24, 24), (64, 64, 32)], ids=["mvn", "flattened"])
+def test_instance_norm_statistics_after_a_convolution(spatial):
+    """Both instance-norm paths (N-d MVN below FLAT_NORM_VOXELS, flattened above) match float64 after a convolution
+    (the channel-blocked layout where OpenVINO's N-d MVN was least exact)."""
+    import openvino as ov
+    import openvino.opset16 as ops
+
+    from autoseg.inference import openvino_layers
+
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(1, 2, *spatial)) * 2 + 3).astype(np.float32)
+    weight = rng.normal(size=(16, 2, 3, 3, 3)).astype(np.float32) * 0.3
+    bias = rng.normal(size=16).astype(np.float32)
+    conv = torch.nn.functional.conv3d(torch.from_numpy(x).double(), torch.from_numpy(weight).double(),
+                                      torch.from_numpy(bias).double(), padding=1)
+    expected = torch.nn.functional.instance_norm(conv, eps=1e-5).numpy()
+    parameter = ops.parameter(x.shape, np.float32)
+    features = openvino_layers.add_bias(openvino_layers.convolution(parameter, weight, None, [1, 1, 1]), bias, 3)
+    model = ov.Model([openvino_layers.instance_norm(features, 3, 1e-5)], [parameter])
+    result = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
+    assert (np.prod(spatial) >= openvino_layers.FLAT_NORM_VOXELS) == (spatial == (64, 64, 32))
+    assert float(np.abs(result - expected).max()) < 1e-3
