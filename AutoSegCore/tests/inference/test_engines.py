@@ -111,7 +111,7 @@ def test_openvino_bf16_is_close_and_fp32_logits_match(tiny_model):
     assert float(np.abs(logits["bf16"] - reference).max()) < 0.1 * max(1.0, float(np.abs(reference).max()))
 
 
-def test_weights_that_do_not_fit_the_plans_name_the_fold(tiny_model, tmp_path):
+def test_weights_that_do_not_fit_the_plans_name_the_fold(tiny_model):
     model = open_model_folder(tiny_model, [1])
     state = dict(model.folds[0].state_dict)
     state.pop("decoder.seg_layers.0.bias")

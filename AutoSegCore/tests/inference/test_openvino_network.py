@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,12 +53,7 @@ HIPPOCAMPUS_3D_FULLRES: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")  # tiny networks (tests/conftest.py)
 
 
 def plan(residual: bool, dim: int, n_stages: int = 3, **changes: Any) -> ArchitecturePlan:
