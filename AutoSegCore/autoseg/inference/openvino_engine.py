@@ -22,17 +22,17 @@ from autoseg.utils.parallel import available_cpus
 
 if TYPE_CHECKING:
     from autoseg.inference.model_folder import ModelFolder
+    from autoseg.inference.prediction_settings import PredictionSettings
 
 logger = logging.getLogger(__name__)
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin reports native bfloat16 support on this machine."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+def openvino_cpu_has_bf16(core: Any) -> bool:
+    """Whether OpenVINO's CPU plugin reports native bfloat16 support on this machine (the OpenVINO counterpart of
+    :func:`autoseg.training.precision.cpu_has_native_bf16`, which asks PyTorch)."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def compile_properties(precision: str, num_threads: int) -> dict[str, Any]:
@@ -53,24 +53,22 @@ class OpenVinoEngine:
 
     name = "openvino"
 
-    def __init__(self, model: ModelFolder, *, precision: str = "fp32", num_threads: int | None = None,
-                 mirror_axes: Sequence[int] | None = None, step_size: float = 0.5, use_gaussian: bool = True,
-                 aggregation_dtype: str = "float16") -> None:
+    def __init__(self, model: ModelFolder, settings: PredictionSettings, mirror_axes: Sequence[int] | None) -> None:
         import openvino as ov
 
         self.model = model
+        self.settings = settings
         self.device = "cpu"
-        self.num_threads = num_threads or available_cpus()
-        if precision == "bf16" and not cpu_has_native_bf16():
+        self.num_threads = settings.num_threads or available_cpus()
+        core = ov.Core()
+        precision = settings.precision
+        if precision == "bf16" and not openvino_cpu_has_bf16(core):
             logger.warning("This CPU has no native bfloat16: predicting in fp32 instead of bf16.")
             precision = "fp32"
         self.precision = precision
-        self.step_size, self.use_gaussian, self.aggregation_dtype = step_size, use_gaussian, aggregation_dtype
         self.mirror_axes = tuple(mirror_axes) if mirror_axes else None
-        configuration = model.configuration
-        self.patch_size = tuple(int(p) for p in configuration.patch_size)
+        self.patch_size = tuple(int(p) for p in model.configuration.patch_size)
         shape = (1, model.num_input_channels, *self.patch_size)
-        core = ov.Core()
         properties = compile_properties(precision, self.num_threads)
         self._requests = []
         for fold in model.folds:
@@ -100,5 +98,5 @@ class OpenVinoEngine:
             request.infer({0: window})
             return request.get_output_tensor(0).data
 
-        return sliding_window_logits(data, self.patch_size, self.step_size, self.model.num_output_channels,
-                                     forward, self.use_gaussian, self.aggregation_dtype, tick)
+        return sliding_window_logits(data, self.patch_size, self.settings.step_size, self.model.num_output_channels,
+                                     forward, self.settings.use_gaussian, self.settings.aggregation_dtype, tick)

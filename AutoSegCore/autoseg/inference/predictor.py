@@ -53,9 +53,7 @@ def create_engine(model: ModelFolder, settings: PredictionSettings,
     if choice.engine == "openvino":
         from autoseg.inference.openvino_engine import OpenVinoEngine
 
-        return OpenVinoEngine(model, precision=settings.precision, num_threads=settings.num_threads,
-                              mirror_axes=mirror_axes, step_size=settings.step_size,
-                              use_gaussian=settings.use_gaussian, aggregation_dtype=settings.aggregation_dtype)
+        return OpenVinoEngine(model, settings, mirror_axes)
     from autoseg.inference.torch_engine import TorchEngine
 
     return TorchEngine(model, settings, choice.device, mirror_axes)
